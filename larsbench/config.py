@@ -1,0 +1,497 @@
+"""Profiles: TOML loading, validation with key paths, sweep expansion and the lr scaling rule."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A profile, override or run configuration that cannot be used; the message says why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LaunchConfig(_Section):
+    nproc_per_node: int | Literal["auto"] = Field(
+        "auto", description='processes per node; "auto": visible GPUs, else CPU cores capped at 4'
+    )
+    nnodes: int = Field(1, ge=1, description="number of nodes (each runs `larsbench run`)")
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: nccl on cuda")
+    rdzv_endpoint: str = Field("", description="host:port of the rendezvous for nnodes > 1")
+    rdzv_id: str = Field("", description="rendezvous id; default: the sweep and run ids")
+    max_restarts: int = Field(0, ge=0, description="torchrun restarts of a failed group")
+    threads_per_rank: int | Literal["auto"] = Field(
+        "auto", description="torch intra-op threads per rank; auto: cores / ranks on CPU"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LaunchConfig:
+        if self.nproc_per_node != "auto" and self.nproc_per_node < 1:
+            raise ValueError('nproc_per_node must be >= 1 or "auto"')
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("rdzv_endpoint (host:port) is required when nnodes > 1")
+        return self
+
+
+class ModelConfig(_Section):
+    arch: str = Field("resnet50", description="any torchvision classification model name")
+    small_input: bool = Field(False, description="CIFAR-style stem: 3x3 conv, no max-pool")
+    zero_init_residual: bool = False
+
+
+class DataConfig(_Section):
+    source: Literal["imagefolder", "digits", "synthetic"] = "synthetic"
+    path: str = Field("", description="ImageFolder root with train/ and val/")
+    image_size: int = Field(224, ge=4)
+    val_resize: int = Field(0, ge=0, description="eval resize before center crop; 0: size*256/224")
+    workers: int = Field(4, ge=0, description="data-loader worker processes per rank")
+    num_classes: int = Field(1000, ge=2, description="synthetic data only")
+    synthetic_train_images: int = Field(12800, ge=1)
+    synthetic_val_images: int = Field(1280, ge=1)
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="digits only: held-out share")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.source == "imagefolder" and not self.path:
+            raise ValueError('source "imagefolder" needs path (a folder with train/ and val/)')
+        return self
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(90, ge=1)
+    batch_size: int = Field(256, ge=1, description="GLOBAL batch, split evenly over ranks")
+    base_lr: float = Field(0.1, gt=0)
+    reference_batch: int = Field(256, ge=1, description="lr = base_lr * batch / reference_batch")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    warmup_epochs: float = Field(0, ge=0)
+    schedule: Literal["step", "multistep", "cosine", "poly", "constant"] = "step"
+    step_size: int = Field(30, ge=1, description="step: epochs between decays")
+    milestones: list[int] = Field(default_factory=list, description="multistep: decay epochs")
+    gamma: float = Field(0.1, gt=0, le=1)
+    poly_power: float = Field(2.0, gt=0)
+    min_lr: float = Field(0.0, ge=0, description="cosine/poly floor")
+    amp: Literal["off", "fp16", "bf16"] = "off"
+    channels_last: bool = False
+    seed: int = 0
+    log_every: int = Field(20, ge=1, description="steps between step events (host syncs)")
+    max_steps_per_epoch: int = Field(0, ge=0, description="0: the whole epoch")
+    eval_every: int = Field(1, ge=1, description="epochs between evaluations (last always)")
+
+
+class OptimizerConfig(_Section):
+    name: Literal["sgd", "larc"] = "sgd"
+    trust_coefficient: float = Field(0.02, gt=0)
+    clip: bool = True
+    eps: float = Field(1e-8, gt=0)
+    exclude_bias_and_norm: bool = False
+    stats_every: int = Field(50, ge=0, description="steps between trust-ratio snapshots; 0: never")
+
+
+class Profile(_Section):
+    name: str = Field(min_length=1)
+    description: str = ""
+    launch: LaunchConfig = LaunchConfig()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> Profile:
+        for key, values in self.sweep.items():
+            if not values:
+                raise ValueError(f"sweep key {key!r} has an empty list")
+            if _field_at(key) is None:
+                raise ValueError(
+                    f"sweep key {key!r} names no setting; allowed: a section "
+                    f"({', '.join(SECTIONS)}) or section.key"
+                )
+        return self
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "launch": LaunchConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "optimizer": OptimizerConfig,
+}
+
+
+def _field_at(dotted: str) -> type[_Section] | str | None:
+    """The section model (for `train`) or the field name (for `train.epochs`), else None."""
+    parts = dotted.split(".")
+    section = SECTIONS.get(parts[0])
+    if section is None:
+        return None
+    if len(parts) == 1:
+        return section
+    if len(parts) == 2 and parts[1] in section.model_fields:
+        return parts[1]
+    return None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a profile may hold at the table that contains `loc`."""
+    model: type[BaseModel] = Profile
+    for part in loc[:-1]:
+        sub = SECTIONS.get(part) if model is Profile else None
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc))
+            lines.append(f"{source}: {where}: unknown key; allowed keys here: {allowed}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+            lines.append(f"{source}: {where}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Read and validate a profile; errors name the file and the key path."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the profile: {err.strerror or err}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse_profile(data, str(path))
+
+
+# --- overrides -------------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value read as TOML (1, 0.5, true, [1, 2], {name="larc"}), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=5")
+    return key.strip(), parse_value(value.strip())
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: list[tuple[str, Any]], source: str = "--set"
+) -> dict[str, Any]:
+    """A copy of the raw profile with each `section.key=value` set for every run.
+
+    `sweep.<section.key>=[...]` replaces that sweep list; setting a swept key fixes it for
+    every run, so it leaves the sweep.
+    """
+    out = copy.deepcopy(data)
+    for key, value in overrides:
+        if key.startswith("sweep."):
+            swept = key.removeprefix("sweep.")
+            if _field_at(swept) is None:
+                raise ConfigError(f"{source} {key}: {swept!r} names no setting")
+            out.setdefault("sweep", {})[swept] = value if isinstance(value, list) else [value]
+            continue
+        parts = key.split(".")
+        if key in ("name", "description"):
+            out[key] = value
+        elif len(parts) == 2 and parts[0] in SECTIONS:
+            if _field_at(key) is None:
+                allowed = ", ".join(SECTIONS[parts[0]].model_fields)
+                raise ConfigError(f"{source} {key}: unknown key; allowed in {parts[0]}: {allowed}")
+            out.setdefault(parts[0], {})[parts[1]] = value
+        else:
+            raise ConfigError(
+                f"{source} {key}: expected section.key with section one of {', '.join(SECTIONS)}"
+            )
+        out.get("sweep", {}).pop(key, None)
+    return out
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the node that launches offers: visible GPUs and CPU cores."""
+
+    gpus: int
+    cpus: int
+
+    @classmethod
+    def here(cls) -> Machine:
+        from larsbench.nvml import visible_gpu_count
+
+        return cls(gpus=visible_gpu_count(), cpus=os.cpu_count() or 1)
+
+
+CPU_RANKS_CAP = 4
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run of a sweep, fully resolved: what the worker trains and what config.json holds."""
+
+    run_id: str
+    profile_name: str
+    launch: LaunchConfig
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    optimizer: OptimizerConfig
+    device: str
+    backend: str
+    nproc_per_node: int
+    threads_per_rank: int
+    lr: float
+    swept: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.launch.nnodes
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.train.batch_size // self.world_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "profile_name": self.profile_name,
+            "device": self.device,
+            "backend": self.backend,
+            "nproc_per_node": self.nproc_per_node,
+            "threads_per_rank": self.threads_per_rank,
+            "world_size": self.world_size,
+            "per_rank_batch": self.per_rank_batch,
+            "lr": self.lr,
+            "swept": self.swept,
+            **{name: getattr(self, name).model_dump() for name in SECTIONS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        sections = {name: model.model_validate(d[name]) for name, model in SECTIONS.items()}
+        return cls(
+            run_id=d["run_id"],
+            profile_name=d["profile_name"],
+            device=d["device"],
+            backend=d["backend"],
+            nproc_per_node=d["nproc_per_node"],
+            threads_per_rank=d["threads_per_rank"],
+            lr=d["lr"],
+            swept=d.get("swept", {}),
+            **sections,
+        )
+
+
+def scaled_lr(base_lr: float, batch_size: int, reference_batch: int) -> float:
+    """The linear scaling rule: lr = base_lr * batch_size / reference_batch."""
+    return base_lr * batch_size / reference_batch
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+_SHORT = {"train.batch_size": "bs", "optimizer.trust_coefficient": "tc", "train.base_lr": "lr"}
+
+
+_IN_ID_ALREADY = ("train.batch_size", "optimizer", "optimizer.name", "optimizer.trust_coefficient")
+
+
+def run_id_for(train: TrainConfig, optimizer: OptimizerConfig, swept: dict[str, Any]) -> str:
+    """A readable, stable id: bs1024-larc-tc0.02, then any other swept key as name+value."""
+    parts = [f"bs{train.batch_size}", optimizer.name]
+    if optimizer.name == "larc":
+        parts.append(f"tc{_fmt(optimizer.trust_coefficient)}")
+    for key, value in swept.items():
+        if key in _IN_ID_ALREADY:
+            continue
+        if isinstance(value, dict):
+            value = "_".join(f"{k}{_fmt(v)}" for k, v in value.items())
+        short = _SHORT.get(key, key.split(".")[-1].replace("_", ""))
+        parts.append(f"{short}{_fmt(value)}")
+    return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) == 1:
+        if not isinstance(value, dict):
+            raise ConfigError(f"sweep {key}: each value must be a table, e.g. {{name = 'sgd'}}")
+        data.setdefault(key, {}).update(value)
+    else:
+        data.setdefault(parts[0], {})[parts[1]] = value
+
+
+def resolve_launch(launch: LaunchConfig, machine: Machine) -> tuple[str, str, int, int]:
+    """(device, backend, nproc_per_node, threads_per_rank) for this launch on this machine."""
+    device = launch.device
+    if device == "auto":
+        device = "cuda" if machine.gpus > 0 else "cpu"
+    backend = launch.backend
+    if backend == "auto":
+        backend = "nccl" if device == "cuda" else "gloo"
+    nproc = launch.nproc_per_node
+    if nproc == "auto":
+        nproc = machine.gpus if device == "cuda" else min(machine.cpus, CPU_RANKS_CAP)
+        nproc = max(nproc, 1)
+    threads = launch.threads_per_rank
+    if threads == "auto":
+        # On CUDA the ranks' CPU threads only feed the GPU; more than a few just contend.
+        threads = max(1, machine.cpus // nproc)
+        if device == "cuda":
+            threads = min(threads, 4)
+    return device, backend, nproc, threads
+
+
+def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> list[RunConfig]:
+    """The sweep's runs: the cartesian product of the sweep lists, in the order written."""
+    base = profile.model_dump(exclude={"sweep"})
+    keys = list(profile.sweep)
+    runs: list[RunConfig] = []
+    for combo in itertools.product(*(profile.sweep[k] for k in keys)):
+        data = copy.deepcopy(base)
+        for key, value in zip(keys, combo, strict=True):
+            _set_dotted(data, key, value)
+        swept = dict(zip(keys, combo, strict=True))
+        try:
+            p = Profile.model_validate(data)
+        except ValidationError as err:
+            where = ", ".join(f"{k}={v!r}" for k, v in swept.items())
+            raise ConfigError(
+                f"{format_validation_error(err, source)}\n  (in the sweep run with {where})"
+            ) from None
+        device, backend, nproc, threads = resolve_launch(p.launch, machine)
+        run = RunConfig(
+            run_id=run_id_for(p.train, p.optimizer, swept),
+            profile_name=p.name,
+            launch=p.launch,
+            model=p.model,
+            data=p.data,
+            train=p.train,
+            optimizer=p.optimizer,
+            device=device,
+            backend=backend,
+            nproc_per_node=nproc,
+            threads_per_rank=threads,
+            lr=scaled_lr(p.train.base_lr, p.train.batch_size, p.train.reference_batch),
+            swept=swept,
+        )
+        check_run(run, source)
+        runs.append(run)
+    ids = [r.run_id for r in runs]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: sweep gives several runs the same id: {', '.join(dupes)}")
+    return runs
+
+
+def check_run(run: RunConfig, source: str) -> None:
+    """Errors that need the resolved launch: batch vs world size, amp vs device."""
+    if run.train.batch_size % run.world_size:
+        raise ConfigError(
+            f"{source}: train.batch_size: {run.train.batch_size} does not divide by the world size "
+            f"{run.world_size} ({run.nproc_per_node} per node x {run.launch.nnodes} nodes); "
+            f"run {run.run_id}"
+        )
+    if run.device == "cuda" and run.backend == "gloo":
+        return
+    if run.device == "cpu" and run.backend == "nccl":
+        raise ConfigError(f"{source}: launch.backend: nccl needs CUDA; use gloo or auto on CPU")
+
+
+# --- sizes, for dry runs and progress --------------------------------------------------------
+
+DIGITS_IMAGES = 1797  # sklearn.datasets.load_digits
+
+
+def dataset_sizes(data: DataConfig) -> tuple[int, int] | None:
+    """(train, val) image counts, known without torch; None when the data are not reachable."""
+    if data.source == "synthetic":
+        return data.synthetic_train_images, data.synthetic_val_images
+    if data.source == "digits":
+        val = round(DIGITS_IMAGES * data.val_fraction)
+        return DIGITS_IMAGES - val, val
+    root = Path(data.path)
+    if not (root / "train").is_dir() or not (root / "val").is_dir():
+        return None
+    return _count_images(root / "train"), _count_images(root / "val")
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+def _count_images(root: Path) -> int:
+    n = 0
+    for _dirpath, _dirs, files in os.walk(root, followlinks=True):
+        n += sum(1 for f in files if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
+    return n
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Steps a run will take, derived from its config and its data size."""
+
+    train_images: int
+    val_images: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def plan_run(run: RunConfig, train_images: int, val_images: int) -> RunPlan:
+    """The sampler pads to ceil(N / world) per rank; the loader drops the last partial batch."""
+    per_rank = math.ceil(train_images / run.world_size)
+    steps = per_rank // run.per_rank_batch
+    if run.train.max_steps_per_epoch:
+        steps = min(steps, run.train.max_steps_per_epoch)
+    return RunPlan(
+        train_images=train_images,
+        val_images=val_images,
+        steps_per_epoch=steps,
+        total_steps=steps * run.train.epochs,
+        warmup_steps=round(run.train.warmup_epochs * steps),
+    )

@@ -1,0 +1,126 @@
+"""The event schema, its line writer and the tailing reader that every viewer uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Event kinds, by file. docs/events.md documents each field.
+TRAINING_KINDS = ("run_start", "step", "trust", "eval", "epoch", "run_end")
+SYSTEM_KINDS = ("system_info", "system")
+
+
+def make_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """One event: the schema version, the unix time and the kind first, then the fields."""
+    return {"v": SCHEMA_VERSION, "t": round(time.time(), 4), "kind": kind, **fields}
+
+
+class EventWriter:
+    """Appends JSON lines to one file; each line is flushed as soon as it is written.
+
+    Exactly one writer owns a file. Lines are written whole with a single write() so a
+    reader never sees a torn line except the very last one while it is being written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (long-lived)
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = make_event(kind, **fields)
+        self._file.write(json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n")
+        self._file.flush()
+        return event
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class FileTail:
+    """Reads the complete lines appended to one JSONL file since the last call.
+
+    It keeps a byte offset; an unfinished last line (no newline yet) is left for the next
+    call, and a line that is not valid JSON is skipped and counted in `bad_lines`.
+    """
+
+    path: Path
+    offset: int = 0
+    bad_lines: int = 0
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        events = []
+        for raw in chunk[: end + 1].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                self.bad_lines += 1
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+            else:
+                self.bad_lines += 1
+        return events
+
+
+@dataclass
+class SourcedEvent:
+    """An event with the file it came from (`rank0`, `system-node0`)."""
+
+    source: str
+    event: dict[str, Any]
+
+
+@dataclass
+class RunTail:
+    """Tails every events/*.jsonl file of one run directory, picking up new files as they appear."""
+
+    run_dir: Path
+    tails: dict[str, FileTail] = field(default_factory=dict)
+
+    def read_new(self) -> list[SourcedEvent]:
+        events_dir = self.run_dir / "events"
+        if events_dir.is_dir():
+            for path in sorted(events_dir.glob("*.jsonl")):
+                self.tails.setdefault(path.stem, FileTail(path))
+        out: list[SourcedEvent] = []
+        for source, tail in self.tails.items():
+            out.extend(SourcedEvent(source, e) for e in tail.read_new())
+        out.sort(key=lambda s: s.event.get("t", 0.0))
+        return out
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All complete events of one file (an unfinished last line is ignored)."""
+    return FileTail(Path(path)).read_new()
+
+
+def iter_kind(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
+    return (e for e in events if e.get("kind") == kind)

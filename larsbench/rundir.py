@@ -1,0 +1,143 @@
+"""The on-disk layout of a sweep and its runs: paths, atomic JSON files, run status."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Lifecycle of a run, as written to RUN/status.json.
+QUEUED, RUNNING, COMPLETED, FAILED, DIVERGED, STOPPED = (
+    "queued",
+    "running",
+    "completed",
+    "failed",
+    "diverged",
+    "stopped",
+)
+STATES = (QUEUED, RUNNING, COMPLETED, FAILED, DIVERGED, STOPPED)
+FINAL_STATES = (COMPLETED, FAILED, DIVERGED, STOPPED)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | os.PathLike[str]) -> Any | None:
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def node_name() -> str:
+    """The name used in events/system-NODE.jsonl: the short host name."""
+    return socket.gethostname().split(".")[0] or "node"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where the files of one run live."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def result(self) -> Path:
+        return self.root / "result.json"
+
+    @property
+    def events_dir(self) -> Path:
+        return self.root / "events"
+
+    @property
+    def rank0_events(self) -> Path:
+        return self.events_dir / "rank0.jsonl"
+
+    def system_events(self, node: str) -> Path:
+        return self.events_dir / f"system-{node}.jsonl"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    def read_status(self) -> dict[str, Any]:
+        return read_json(self.status) or {"state": QUEUED}
+
+    def write_status(self, state: str, reason: str = "", **extra: Any) -> dict[str, Any]:
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}; allowed: {', '.join(STATES)}")
+        status = {"state": state, "reason": reason, "t": round(time.time(), 3), **extra}
+        write_json_atomic(self.status, status)
+        return status
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where the files of one sweep live."""
+
+    root: Path
+
+    @property
+    def profile(self) -> Path:
+        return self.root / "profile.toml"
+
+    @property
+    def sweep(self) -> Path:
+        return self.root / "sweep.json"
+
+    def summary(self, ext: str) -> Path:
+        return self.root / f"summary.{ext}"
+
+    def run(self, run_id: str) -> RunPaths:
+        return RunPaths(self.root / run_id)
+
+    def run_ids(self) -> list[str]:
+        """Run ids in sweep order (from sweep.json), else the run directories found."""
+        data = read_json(self.sweep)
+        if isinstance(data, dict) and isinstance(data.get("runs"), list):
+            return [r["run_id"] for r in data["runs"] if isinstance(r, dict) and "run_id" in r]
+        return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "events").is_dir()
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (path / "sweep.json").is_file()
