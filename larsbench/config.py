@@ -49,6 +49,7 @@ class ModelConfig(_Section):
     arch: str = Field("resnet50", description="any torchvision classification model name")
     small_input: bool = Field(False, description="CIFAR-style stem: 3x3 conv, no max-pool")
     zero_init_residual: bool = False
+    width: float = Field(1.0, gt=0, le=4, description="ResNet only: channel multiplier")
 
 
 class DataConfig(_Section):
@@ -193,6 +194,12 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return parse_profile(data, str(path))
+
+
+def shipped_profiles_dir() -> Path:
+    """The profiles that ship with larsbench: `profiles/` of the checkout it is installed
+    from (`pip install -e .`, as the README says)."""
+    return Path(__file__).resolve().parent.parent / "profiles"
 
 
 # --- overrides -------------------------------------------------------------------------------
@@ -437,8 +444,11 @@ def check_run(run: RunConfig, source: str) -> None:
             f"{run.world_size} ({run.nproc_per_node} per node x {run.launch.nnodes} nodes); "
             f"run {run.run_id}"
         )
-    if run.device == "cuda" and run.backend == "gloo":
-        return
+    if run.device == "cpu" and run.train.amp == "fp16":
+        raise ConfigError(
+            f"{source}: train.amp: fp16 needs CUDA and run {run.run_id} runs on the CPU "
+            f"(launch.device {run.launch.device!r}); allowed on CPU: 'bf16', 'off'"
+        )
     if run.device == "cpu" and run.backend == "nccl":
         raise ConfigError(f"{source}: launch.backend: nccl needs CUDA; use gloo or auto on CPU")
 
@@ -453,7 +463,7 @@ def dataset_sizes(data: DataConfig) -> tuple[int, int] | None:
     if data.source == "synthetic":
         return data.synthetic_train_images, data.synthetic_val_images
     if data.source == "digits":
-        val = round(DIGITS_IMAGES * data.val_fraction)
+        val = math.ceil(DIGITS_IMAGES * data.val_fraction)  # as train_test_split rounds
         return DIGITS_IMAGES - val, val
     root = Path(data.path)
     if not (root / "train").is_dir() or not (root / "val").is_dir():

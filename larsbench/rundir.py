@@ -121,6 +121,11 @@ class SweepPaths:
     def sweep(self) -> Path:
         return self.root / "sweep.json"
 
+    @property
+    def runner(self) -> Path:
+        """pid, host and state of the `larsbench run` process that owns the sweep."""
+        return self.root / "runner.json"
+
     def summary(self, ext: str) -> Path:
         return self.root / f"summary.{ext}"
 

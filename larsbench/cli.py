@@ -1,0 +1,205 @@
+"""The `larsbench` command line: the terminal app, run, watch and report."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from larsbench import __version__
+from larsbench.config import shipped_profiles_dir
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def default_profile() -> Path:
+    """The embedded default: the CPU smoke profile shipped with the package."""
+    return shipped_profiles_dir() / "smoke.toml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="larsbench",
+        description="Large-batch training with and without LARC: configure, launch, watch, "
+        "compare. With no command, opens the terminal app.",
+    )
+    parser.add_argument("--version", action="version", version=f"larsbench {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a profile's sweep headless")
+    run.add_argument("--profile", type=Path, default=None, help="profile TOML (default: smoke)")
+    run.add_argument("--out", type=Path, default=None, help="sweep directory (runs/NAME)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key for every run, e.g. train.epochs=5 or sweep.train.batch_size=[64]",
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the expanded runs and exit")
+    run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
+    run.add_argument(
+        "--sample-interval", type=float, default=1.0, help="telemetry period (s, >= 0.25)"
+    )
+
+    watch = sub.add_parser("watch", help="the terminal app attached to a sweep or run directory")
+    watch.add_argument("dir", type=Path)
+
+    report = sub.add_parser("report", help="write the summary of a sweep again from disk")
+    report.add_argument("dir", type=Path)
+    return parser
+
+
+def make_console() -> Any:
+    """A rich console; when output is a file or pipe, wide enough that tables never wrap."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"larsbench: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "report":
+        return cmd_report(args.dir)
+    if args.command == "watch":
+        if not args.dir.is_dir():
+            return fail(f"{args.dir}: no such directory")
+        return open_app(args.dir)
+    return open_app(None)
+
+
+def open_app(watch_dir: Path | None) -> int:
+    from larsbench.tui import run_app
+
+    run_app(watch_dir=watch_dir)
+    return EXIT_OK
+
+
+def unknown_archs(archs: set[str]) -> list[str] | None:
+    """Model names torchvision lacks, asked of a short-lived subprocess (keeps torch out of
+    this process); None when torchvision cannot be asked here."""
+    cmd = [sys.executable, "-m", "larsbench.train.model", *sorted(archs)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode not in (0, 1):
+        return None
+    return done.stdout.split()
+
+
+def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about what the profile needs that this machine may lack."""
+    from larsbench.config import dataset_sizes
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    for run in plan.runs:
+        if run.device == "cuda" and machine.gpus == 0:
+            warnings.append(f"{run.run_id}: launch.device is cuda but no GPU is visible here")
+        if run.device == "cuda" and machine.gpus and run.nproc_per_node > machine.gpus:
+            warnings.append(
+                f"{run.run_id}: launch.nproc_per_node {run.nproc_per_node} > {machine.gpus} "
+                "visible GPUs"
+            )
+        if dataset_sizes(run.data) is None:
+            warnings.append(
+                f"{run.run_id}: data.path {run.data.path!r} has no train/ and val/ here; "
+                "steps per epoch unknown"
+            )
+    bad = unknown_archs({r.model.arch for r in plan.runs})
+    if bad:
+        errors.append(
+            f"{plan.profile_path}: model.arch: torchvision has no classification model "
+            f"{', '.join(map(repr, bad))} (python -m larsbench.train.model lists them)"
+        )
+    elif bad is None:
+        warnings.append("torchvision could not be asked here; model.arch not checked")
+    return list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from larsbench.config import ConfigError, Machine, parse_override
+    from larsbench.headless import HeadlessView, plan_table
+    from larsbench.rundir import SweepPaths
+    from larsbench.sweep import SweepBusyError, SweepRunner, prepare_sweep
+
+    profile_path = args.profile or default_profile()
+    if args.sample_interval < 0.25:
+        return fail(f"--sample-interval {args.sample_interval}: the floor is 0.25 s")
+    machine = Machine.here()
+    try:
+        overrides = [parse_override(item) for item in args.overrides]
+        plan = prepare_sweep(profile_path, overrides, machine)
+    except ConfigError as err:
+        return fail(str(err))
+    console = make_console()
+    errors, warnings = preflight(plan, machine)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if args.dry_run:
+        console.print(f"[bold]{plan.profile.name}[/]: {len(plan.runs)} runs ({profile_path})")
+        console.print(plan_table(plan.runs))
+        for e in errors:
+            console.print(f"[red]error:[/] {e}", highlight=False)
+        return EXIT_USAGE if errors else EXIT_OK
+    if errors:
+        return fail("\n".join(errors))
+    blocking = [w for w in warnings if "no GPU is visible" in w or "has no train/" in w]
+    if blocking:
+        return fail("cannot launch here:\n  " + "\n  ".join(blocking))
+    out = SweepPaths(args.out or Path("runs") / plan.profile.name)
+    runner = SweepRunner(
+        plan,
+        out,
+        HeadlessView(console),
+        sample_seconds=args.sample_interval,
+        telemetry=not args.no_telemetry,
+    )
+    interrupted: list[int] = []
+
+    def on_stop(signum: int, _frame: object) -> None:
+        interrupted.append(signum)
+        runner.stop_sweep(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGUSR1, lambda *_: runner.stop_run("run stopped by user (SIGUSR1)"))
+    try:
+        results = runner.run()
+    except (ConfigError, SweepBusyError) as err:
+        return fail(str(err))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    failed = [r for r in results if r.status not in ("completed",)]
+    return EXIT_RUN_FAILED if failed else EXIT_OK
+
+
+def cmd_report(directory: Path) -> int:
+    from larsbench.rundir import is_sweep_dir
+    from larsbench.summary import format_console_table, write_summary
+
+    if not is_sweep_dir(directory):
+        return fail(f"{directory}: not a sweep directory (no sweep.json)")
+    summary = write_summary(directory)
+    console = make_console()
+    console.print(format_console_table(summary.rows))
+    if summary.recommendation:
+        console.print(summary.recommendation, highlight=False)
+    console.print(f"summary: {directory / 'summary.md'} (.csv .json .png)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The console view of `larsbench run`: rich progress on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from larsbench.config import RunConfig, dataset_sizes, plan_run
+from larsbench.events import SourcedEvent
+from larsbench.results import RunResult
+from larsbench.rundir import RunPaths, SweepPaths
+from larsbench.sweep import SweepPlan
+
+
+def fmt_rate(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x / 1000:.1f}k" if x >= 10_000 else f"{x:,.0f}"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.2f}%"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def plan_table(runs: list[RunConfig]) -> Table:
+    """The expanded runs of a profile, as `--dry-run` prints them."""
+    table = Table(title=None, header_style="bold")
+    for col in (
+        "run",
+        "world",
+        "batch",
+        "per GPU",
+        "lr",
+        "optimizer",
+        "tc",
+        "steps/ep",
+        "warmup",
+        "steps",
+        "device",
+    ):
+        table.add_column(col, justify="left" if col in ("run", "optimizer", "device") else "right")
+    for run in runs:
+        sizes = dataset_sizes(run.data)
+        plan = plan_run(run, *sizes) if sizes else None
+        larc = run.optimizer.name == "larc"
+        table.add_row(
+            run.run_id,
+            f"{run.nproc_per_node}x{run.launch.nnodes}",
+            str(run.train.batch_size),
+            str(run.per_rank_batch),
+            f"{run.lr:g}",
+            run.optimizer.name + (" (clip)" if larc and run.optimizer.clip else ""),
+            f"{run.optimizer.trust_coefficient:g}" if larc else "",
+            str(plan.steps_per_epoch) if plan else "?",
+            str(plan.warmup_steps) if plan else "?",
+            str(plan.total_steps) if plan else "?",
+            f"{run.device}/{run.backend}",
+        )
+    return table
+
+
+class HeadlessView:
+    """Follows a sweep from the runner's callbacks; the same events the terminal app reads."""
+
+    PLAIN_EVERY_SECONDS = 10.0
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.live = self.console.is_terminal
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.latest: dict[str, Any] = {}
+        self._last_line = 0.0
+        self._label = ""
+
+    # --- SweepObserver ---------------------------------------------------------------------
+    def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None:
+        self.console.print(
+            f"[bold]larsbench[/] sweep [cyan]{plan.profile.name}[/]: {len(plan.runs)} runs "
+            f"-> {out.root}"
+        )
+
+    def run_skipped(self, run: RunConfig, result: RunResult) -> None:
+        self.console.print(
+            f"  {run.run_id}: already completed (top-1 {fmt_pct(result.top1)}), skipped"
+        )
+
+    def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
+        self.latest = {}
+        self._label = f"[{index}/{total}] {run.run_id}"
+        self.console.print(
+            f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
+            f"batch {run.train.batch_size} ({run.per_rank_batch}/rank), lr {run.lr:g}, "
+            f"{run.optimizer.name}"
+            + (f" tc {run.optimizer.trust_coefficient:g}" if run.optimizer.name == "larc" else "")
+        )
+        if self.live:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(run.run_id, total=None, stats="starting torchrun")
+
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        for sourced in events:
+            if sourced.source == "rank0":
+                self._training_event(sourced.event)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, stats=self._stats())
+        elif (
+            events
+            and "step" in self.latest
+            and time.monotonic() - self._last_line > self.PLAIN_EVERY_SECONDS
+        ):
+            self._last_line = time.monotonic()
+            self.console.print(f"  {run.run_id}  {self._stats()}", highlight=False)
+
+    def run_finished(self, run: RunConfig, result: RunResult) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress, self.task = None, None
+        colour = {"completed": "green", "stopped": "yellow"}.get(result.status, "red")
+        line = (
+            f"{self._label}: [{colour}]{result.status}[/] top-1 {fmt_pct(result.top1)} "
+            f"(best {fmt_pct(result.best_top1)}), {fmt_rate(result.images_per_sec)} img/s, "
+            f"train {fmt_duration(result.train_seconds)}"
+        )
+        if result.reason:
+            line += f"\n    reason: {result.reason}"
+        self.console.print(line, highlight=False)
+
+    def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
+        from larsbench.summary import format_console_table, write_summary
+
+        summary = write_summary(out.root)
+        self.console.print()
+        self.console.print(format_console_table(summary.rows))
+        if summary.recommendation:
+            self.console.print(summary.recommendation, highlight=False)
+        self.console.print(f"summary: {out.summary('md')} (.csv .json .png)")
+
+    # --- folding ---------------------------------------------------------------------------
+    def _training_event(self, e: dict[str, Any]) -> None:
+        kind = e.get("kind")
+        if kind == "run_start":
+            self.latest["total_steps"] = e.get("total_steps")
+            self.latest["epochs"] = e.get("epochs")
+            if self.progress is not None and self.task is not None:
+                self.progress.update(self.task, total=e.get("total_steps"))
+        elif kind == "step":
+            self.latest["step"] = e
+            if self.progress is not None and self.task is not None:
+                self.progress.update(self.task, completed=e.get("step", 0))
+        elif kind == "eval":
+            self.latest["eval"] = e
+            if not self.live:
+                self.console.print(
+                    f"  epoch {e.get('epoch')}/{self.latest.get('epochs', '?')}: "
+                    f"top-1 {fmt_pct(e.get('top1'))} top-5 {fmt_pct(e.get('top5'))}",
+                    highlight=False,
+                )
+        elif kind == "run_end" and e.get("status") != "completed":
+            self.latest["end"] = e
+
+    def _stats(self) -> str:
+        step = self.latest.get("step")
+        if not step:
+            return "starting torchrun"
+        parts = [
+            f"ep {step.get('epoch')}/{self.latest.get('epochs', '?')}",
+            f"step {step.get('step')}/{self.latest.get('total_steps', '?')}",
+            f"loss {step.get('loss', math.nan):.4f}",
+            f"lr {step.get('lr', math.nan):.4g}",
+            f"{fmt_rate(step.get('images_per_sec'))} img/s",
+            f"wait {100 * step.get('data_wait_fraction', 0.0):.0f}%",
+        ]
+        ev = self.latest.get("eval")
+        if ev:
+            parts.append(f"top-1 {fmt_pct(ev.get('top1'))}")
+        return "  ".join(parts)

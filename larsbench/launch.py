@@ -1,0 +1,110 @@
+"""torchrun command lines, starting a run's process group, stopping it, reading its exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from larsbench.config import RunConfig
+from larsbench.rundir import RunPaths
+
+WORKER_MODULE = "larsbench.train.worker"
+
+
+def torchrun_command(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> list[str]:
+    """`python -m torch.distributed.run ... -m larsbench.train.worker --run-dir RUN`."""
+    launch = run.launch
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    cmd += ["--nproc-per-node", str(run.nproc_per_node), "--nnodes", str(launch.nnodes)]
+    if launch.nnodes == 1 and not launch.rdzv_endpoint:
+        cmd += ["--standalone"]
+    else:
+        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", launch.rdzv_endpoint]
+        cmd += ["--rdzv-id", launch.rdzv_id or rdzv_id or run.run_id]
+    cmd += ["--max-restarts", str(launch.max_restarts)]
+    # Each rank's stdout/stderr go to RUN/logs/...; --tee also copies them to torchrun.log.
+    cmd += ["--log-dir", str(paths.logs_dir), "--redirects", "3", "--tee", "3"]
+    cmd += ["-m", WORKER_MODULE, "--run-dir", str(paths.root)]
+    return cmd
+
+
+def worker_environment(run: RunConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(run.threads_per_rank)
+    env["PYTHONUNBUFFERED"] = "1"
+    if run.device == "cuda":
+        # Collective hangs surface as errors instead of silent stalls.
+        env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    return env
+
+
+@dataclass
+class Launched:
+    """A running torchrun group: its own process group, so one signal reaches every rank."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started: float
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self, grace_seconds: float = 10.0) -> int:
+        """SIGTERM to the whole group, SIGKILL after the grace period; returns the exit code."""
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Data-loader workers or ranks that outlived torchrun are still in its group.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        return self.process.returncode
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def start(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> Launched:
+    paths.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = paths.logs_dir / "torchrun.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            torchrun_command(run, paths, rdzv_id),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=worker_environment(run),
+            start_new_session=True,
+        )
+    return Launched(process, log_path, time.time())
+
+
+_ERROR_LINE = re.compile(r"^(?:\[\w+\]:)?\s*(\w+(?:\.\w+)*(?:Error|Exception|Interrupt)\b.*)$")
+
+
+def failure_reason(log_path: Path, returncode: int) -> str:
+    """The last exception line torchrun or a rank logged, else the exit code."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        m = _ERROR_LINE.match(line.strip())
+        if m and "ChildFailedError" not in m.group(1):
+            return f"{m.group(1)[:300]} (exit {returncode}; see logs/torchrun.log)"
+    return f"torchrun exited with code {returncode}; see logs/torchrun.log"

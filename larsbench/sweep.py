@@ -1,0 +1,315 @@
+"""Runs a profile's runs in turn, one torchrun group at a time; skips completed runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from larsbench import launch
+from larsbench.config import (
+    ConfigError,
+    Machine,
+    Profile,
+    RunConfig,
+    apply_overrides,
+    expand,
+    parse_profile,
+)
+from larsbench.events import EventWriter, RunTail, SourcedEvent, iter_kind, read_events
+from larsbench.results import RunResult, fold_run
+from larsbench.rundir import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    RunPaths,
+    SweepPaths,
+    node_name,
+    read_json,
+    write_json_atomic,
+)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated profile and its expanded runs, ready to launch."""
+
+    profile: Profile
+    profile_path: Path
+    profile_text: str
+    overrides: list[tuple[str, Any]]
+    runs: list[RunConfig]
+
+
+def prepare_sweep(
+    profile_path: Path, overrides: list[tuple[str, Any]], machine: Machine
+) -> SweepPlan:
+    """Read, override, validate and expand a profile; raises ConfigError naming file and key."""
+    import tomllib
+
+    try:
+        text = profile_path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{profile_path}: cannot read the profile: {err.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{profile_path}: not valid TOML: {err}") from None
+    raw = apply_overrides(raw, overrides)
+    source = str(profile_path) + (" with --set" if overrides else "")
+    profile = parse_profile(raw, source)
+    return SweepPlan(profile, profile_path, text, overrides, expand(profile, machine, source))
+
+
+class SweepObserver(Protocol):
+    """What a view is told; the headless printer and tests implement it."""
+
+    def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None: ...
+    def run_skipped(self, run: RunConfig, result: RunResult) -> None: ...
+    def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None: ...
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None: ...
+    def run_finished(self, run: RunConfig, result: RunResult) -> None: ...
+    def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None: ...
+
+
+class QuietObserver:
+    """Tells nobody anything (tests, and callers that only want the files)."""
+
+    def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None: ...
+    def run_skipped(self, run: RunConfig, result: RunResult) -> None: ...
+    def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None: ...
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None: ...
+    def run_finished(self, run: RunConfig, result: RunResult) -> None: ...
+    def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None: ...
+
+
+class SweepBusyError(RuntimeError):
+    """Another live `larsbench run` owns this output directory."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(out: SweepPaths) -> None:
+    """Refuse to run a sweep directory another live runner on this host is running."""
+    runner = read_json(out.runner)
+    if (
+        isinstance(runner, dict)
+        and runner.get("state") == "running"
+        and runner.get("host") == node_name()
+        and runner.get("pid") != os.getpid()
+        and _pid_alive(int(runner.get("pid", 0)))
+    ):
+        raise SweepBusyError(f"{out.root} is being run by larsbench pid {runner['pid']}")
+
+
+def _archive_attempt(paths: RunPaths) -> None:
+    """Move a previous attempt's events and logs under attempts/N so nothing is lost."""
+    if not paths.events_dir.exists() and not paths.logs_dir.exists():
+        return
+    attempts = paths.root / "attempts"
+    n = len(list(attempts.glob("*"))) + 1 if attempts.exists() else 1
+    dest = attempts / str(n)
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in (paths.events_dir, paths.logs_dir, paths.status, paths.result):
+        if item.exists():
+            shutil.move(str(item), str(dest / item.name))
+
+
+def write_sweep_files(plan: SweepPlan, out: SweepPaths) -> list[RunConfig]:
+    """profile.toml, sweep.json and each run's config.json; returns the runs still to do."""
+    out.root.mkdir(parents=True, exist_ok=True)
+    out.profile.write_text(plan.profile_text, encoding="utf-8")
+    write_json_atomic(
+        out.sweep,
+        {
+            "name": plan.profile.name,
+            "description": plan.profile.description,
+            "profile": str(plan.profile_path),
+            "overrides": [f"{k}={v!r}" for k, v in plan.overrides],
+            "created": round(time.time(), 3),
+            "runs": [{"run_id": r.run_id, "config": r.to_dict()} for r in plan.runs],
+        },
+    )
+    todo = []
+    for run in plan.runs:
+        paths = out.run(run.run_id)
+        old = read_json(paths.config)
+        state = paths.read_status().get("state", QUEUED)
+        if state == COMPLETED and old is not None:
+            if old != run.to_dict():
+                changed = _diff_keys(old, run.to_dict())
+                raise ConfigError(
+                    f"{paths.root}: completed with a different configuration ({changed}); "
+                    "use another --out to keep both"
+                )
+            continue
+        if old is not None:
+            _archive_attempt(paths)
+        write_json_atomic(paths.config, run.to_dict())
+        paths.write_status(QUEUED)
+        todo.append(run)
+    return todo
+
+
+def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            inner = _diff_keys(va, vb, f"{prefix}{key}.")
+            if inner:
+                diffs.append(inner)
+        elif va != vb:
+            diffs.append(f"{prefix}{key} {va!r} -> {vb!r}")
+    return ", ".join(diffs)
+
+
+@dataclass
+class SweepRunner:
+    """Runs the runs of a plan in order. Signal handlers call stop_run / stop_sweep."""
+
+    plan: SweepPlan
+    out: SweepPaths
+    observer: SweepObserver = field(default_factory=QuietObserver)
+    poll_seconds: float = 0.5
+    sample_seconds: float = 1.0
+    telemetry: bool = True
+    _stop_run: str = ""
+    _stop_sweep: str = ""
+
+    def stop_run(self, why: str = "stopped by user") -> None:
+        self._stop_run = why
+
+    def stop_sweep(self, why: str = "stopped by user") -> None:
+        self._stop_sweep = why
+
+    def _write_runner(self, state: str, current: str | None) -> None:
+        write_json_atomic(
+            self.out.runner,
+            {
+                "pid": os.getpid(),
+                "host": node_name(),
+                "started": self._started,
+                "state": state,
+                "current": current,
+            },
+        )
+
+    def run(self) -> list[RunResult]:
+        claim(self.out)
+        self._started = round(time.time(), 3)
+        todo = {r.run_id for r in write_sweep_files(self.plan, self.out)}
+        self._write_runner("running", None)
+        self.observer.sweep_started(self.plan, self.out)
+        total = len(self.plan.runs)
+        try:
+            for index, run in enumerate(self.plan.runs, start=1):
+                paths = self.out.run(run.run_id)
+                if run.run_id not in todo:
+                    self.observer.run_skipped(run, fold_run(paths))
+                    continue
+                if self._stop_sweep:
+                    continue
+                self._write_runner("running", run.run_id)
+                result = self.run_one(run, paths, index, total)
+                self.observer.run_finished(run, result)
+        finally:
+            results = [fold_run(self.out.run(r.run_id)) for r in self.plan.runs]
+            self._write_runner("stopped" if self._stop_sweep else "finished", None)
+        self.observer.sweep_finished(results, self.out)
+        return results
+
+    def run_one(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> RunResult:
+        self._stop_run = ""
+        paths.write_status(RUNNING, started=round(time.time(), 3))
+        self.observer.run_started(run, paths, index, total)
+        sampler = self._start_sampler(run, paths)
+        tail = RunTail(paths.root)
+        state, reason = FAILED, ""
+        try:
+            group = launch.start(run, paths, rdzv_id=f"{self.plan.profile.name}-{run.run_id}")
+            paths.write_status(RUNNING, started=round(group.started, 3), torchrun_pid=group.pid)
+            while (code := group.poll()) is None:
+                if sampler is not None:
+                    sampler.track(group.pid, run.nproc_per_node)
+                self.observer.run_events(run, tail.read_new())
+                why = self._stop_sweep or self._stop_run
+                if why:
+                    code = group.stop()
+                    state, reason = STOPPED, why
+                    break
+                time.sleep(self.poll_seconds)
+            if state != STOPPED:
+                state, reason = self._outcome(paths, code, group.log_path)
+        except Exception as err:  # the sweep goes on; the run is recorded as failed
+            state, reason = FAILED, f"{type(err).__name__}: {err}"
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            self.observer.run_events(run, tail.read_new())
+            paths.write_status(state, reason)
+        result = fold_run(paths)
+        write_json_atomic(paths.result, result.to_dict())
+        return result
+
+    @staticmethod
+    def _outcome(paths: RunPaths, code: int, log_path: Path) -> tuple[str, str]:
+        end = next(iter_kind(read_events(paths.rank0_events), "run_end"), None)
+        if end is not None and end.get("status") == DIVERGED:
+            return DIVERGED, end.get("reason", "")
+        if code == 0 and end is not None:
+            return COMPLETED, ""
+        if code == 0:
+            return FAILED, "the workers exited without a run_end event"
+        return FAILED, launch.failure_reason(log_path, code)
+
+    def _start_sampler(self, run: RunConfig, paths: RunPaths) -> RunSampler | None:
+        if not self.telemetry:
+            return None
+        return RunSampler.start(run, paths, self.sample_seconds)
+
+
+@dataclass
+class RunSampler:
+    """The node's telemetry sampler for one run, told the ranks' pids once they exist."""
+
+    sampler: Any
+    writer: EventWriter
+    tracked: bool = False
+
+    @classmethod
+    def start(cls, run: RunConfig, paths: RunPaths, interval: float) -> RunSampler:
+        from larsbench.telemetry import Sampler
+
+        writer = EventWriter(paths.system_events(node_name()))
+        sampler = Sampler(writer, interval=interval, device=run.device)
+        sampler.start()
+        return cls(sampler, writer)
+
+    def track(self, torchrun_pid: int, ranks_on_node: int) -> None:
+        if self.tracked:
+            return
+        from larsbench.telemetry import find_rank_pids
+
+        pids = find_rank_pids(torchrun_pid)
+        if len(pids) >= ranks_on_node:
+            self.sampler.set_ranks(pids)
+            self.tracked = True
+
+    def stop(self) -> None:
+        self.sampler.stop()
+        self.writer.close()

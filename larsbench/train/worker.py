@@ -1,0 +1,378 @@
+"""The torchrun worker: one rank of data-parallel training that rank 0 reports as events.
+
+Launched by larsbench (see larsbench/launch.py), never by hand, as:
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 \
+        -m larsbench.train.worker --run-dir RUN
+
+It reads RUN/config.json, trains with DistributedDataParallel (nccl on CUDA, gloo on CPU),
+evaluates every epoch exactly over the whole validation set, and rank 0 appends events to
+RUN/events/rank0.jsonl (docs/events.md). Host-device syncs happen only in `report_interval`,
+`evaluate` and LARC's `to_host()`, each every N steps or once per epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from larsbench.config import RunConfig, plan_run
+from larsbench.events import EventWriter
+from larsbench.rundir import RunPaths, read_json
+from larsbench.train.data import build_data, train_loader, val_loader
+from larsbench.train.model import build_model
+from larsbench.train.schedule import Schedule, lr_at
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(run: RunConfig) -> Dist:
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if run.device == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+        torch.backends.cudnn.benchmark = True
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(run.threads_per_rank)
+    dist.init_process_group(backend=run.backend, device_id=device if run.device == "cuda" else None)
+    return Dist(rank, world, local_rank, local_world, device)
+
+
+def build_optimizer(model: nn.Module, run: RunConfig) -> torch.optim.Optimizer:
+    sgd = torch.optim.SGD(
+        model.parameters(),
+        lr=run.lr,
+        momentum=run.train.momentum,
+        nesterov=run.train.nesterov,
+        weight_decay=run.train.weight_decay,
+    )
+    if run.optimizer.name == "sgd":
+        return sgd
+    from larsbench.optim import LARC
+
+    o = run.optimizer
+    return LARC(
+        sgd,
+        trust_coefficient=o.trust_coefficient,
+        clip=o.clip,
+        eps=o.eps,
+        exclude_bias_and_norm=o.exclude_bias_and_norm,
+        stats_every=o.stats_every,
+    )
+
+
+@dataclass
+class Interval:
+    """Per-rank sums since the last report, kept on the device so the step never syncs."""
+
+    device: torch.device
+    loss_sum: torch.Tensor = field(init=False)
+    nonfinite: torch.Tensor = field(init=False)
+    steps: int = 0
+    images: int = 0
+    data_seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.nonfinite = torch.zeros((), device=self.device, dtype=torch.bool)
+
+    def add(self, loss: torch.Tensor, images: int, data_seconds: float) -> None:
+        loss = loss.detach()
+        self.nonfinite |= ~torch.isfinite(loss)
+        self.loss_sum += loss.double()
+        self.steps += 1
+        self.images += images
+        self.data_seconds += data_seconds
+
+
+def report_interval(iv: Interval, d: Dist) -> dict[str, object]:
+    """Gathers every rank's interval sums. A CPU-GPU sync point (once every log_every steps)."""
+    wall = time.perf_counter() - iv.started
+    mine = torch.stack(
+        [
+            iv.loss_sum,
+            iv.nonfinite.double(),
+            torch.tensor(float(iv.steps), device=d.device, dtype=torch.float64),
+            torch.tensor(float(iv.images), device=d.device, dtype=torch.float64),
+            torch.tensor(iv.data_seconds, device=d.device, dtype=torch.float64),
+            torch.tensor(wall, device=d.device, dtype=torch.float64),
+        ]
+    )
+    gathered = [torch.empty_like(mine) for _ in range(d.world)]
+    dist.all_gather(gathered, mine)
+    rows = torch.stack(gathered).cpu().tolist()  # the sync
+    loss_sum = sum(r[0] for r in rows)
+    steps = sum(r[2] for r in rows)
+    walls = [max(r[5], 1e-9) for r in rows]
+    rank_ips = [r[3] / w for r, w in zip(rows, walls, strict=True)]
+    rank_wait = [r[4] / w for r, w in zip(rows, walls, strict=True)]
+    return {
+        "loss": loss_sum / steps if steps else math.nan,
+        "nonfinite": any(r[1] > 0 for r in rows),
+        "images_per_sec": sum(r[3] for r in rows) / max(walls),
+        "rank_images_per_sec": rank_ips,
+        "data_wait_fraction": sum(rank_wait) / len(rank_wait),
+        "rank_data_wait_fraction": rank_wait,
+        "step_seconds": walls[0] / max(iv.steps, 1),
+        "interval_steps": iv.steps,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, d: Dist, run: RunConfig) -> dict[str, float]:
+    """Top-1/top-5 over the whole validation set, summed over ranks (one sync at the end)."""
+    model.eval()
+    totals = torch.zeros(4, device=d.device, dtype=torch.float64)  # correct1, correct5, loss, n
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    for images, labels in loader:
+        images, labels = to_device(images, labels, d, run)
+        with autocast(run, d):
+            logits = model(images)
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hits = top.eq(labels.unsqueeze(1))
+        totals += torch.stack(
+            [
+                hits[:, :1].sum().double(),
+                hits.sum().double(),
+                criterion(logits.float(), labels).double(),
+                torch.tensor(float(labels.numel()), device=d.device, dtype=torch.float64),
+            ]
+        )
+    dist.all_reduce(totals)
+    c1, c5, loss, n = totals.cpu().tolist()  # the sync
+    model.train()
+    n = max(n, 1.0)
+    return {"top1": 100 * c1 / n, "top5": 100 * c5 / n, "loss": loss / n, "images": int(n)}
+
+
+def to_device(images, labels, d: Dist, run: RunConfig):
+    fmt = torch.channels_last if run.train.channels_last else torch.contiguous_format
+    images = images.to(d.device, non_blocking=True, memory_format=fmt)
+    return images, labels.to(d.device, non_blocking=True)
+
+
+def autocast(run: RunConfig, d: Dist) -> torch.autocast:
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.train.amp)
+    return torch.autocast(d.device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def gather_identity(d: Dist) -> list[tuple[int, str, str]]:
+    """Every rank's (pid, host, device name), for run_start."""
+    name = torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else "cpu"
+    mine = (os.getpid(), socket.gethostname().split(".")[0], name)
+    out: list[tuple[int, str, str] | None] = [None] * d.world
+    dist.all_gather_object(out, mine)
+    return [o for o in out if o is not None]
+
+
+def trust_event(optimizer, names: list[str]) -> dict[str, object] | None:
+    stats = getattr(optimizer, "latest_stats", None)
+    if stats is None:
+        return None
+    host = stats.to_host()  # the sync, every optimizer.stats_every steps
+    layers = [names[i] for i in stats.param_index]
+    return {"layers": layers, **{k: host[k] for k in host if k in TRUST_FIELDS}}
+
+
+TRUST_FIELDS = ("weight_norm", "grad_norm", "local_lr", "factor", "clipped")
+
+
+def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
+    torch.manual_seed(run.train.seed)
+    data = build_data(run)
+    pin = d.device.type == "cuda"
+    loader, sampler = train_loader(data, run, d.rank, d.world, pin)
+    val = val_loader(data, run, d.rank, d.world, pin)
+    plan = plan_run(run, len(data.train), len(data.val))
+    model = build_model(run.model, data.num_classes).to(d.device)
+    if run.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    names = [n for n, _ in model.named_parameters()]
+    ddp = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    optimizer = build_optimizer(model, run)
+    schedule = Schedule(
+        kind=run.train.schedule,
+        peak_lr=run.lr,
+        steps_per_epoch=plan.steps_per_epoch,
+        total_steps=plan.total_steps,
+        warmup_steps=plan.warmup_steps,
+        step_size=run.train.step_size,
+        milestones=tuple(run.train.milestones),
+        gamma=run.train.gamma,
+        poly_power=run.train.poly_power,
+        min_lr=run.train.min_lr,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(schedule, s) / run.lr)
+    scaler = torch.amp.GradScaler(d.device.type, enabled=run.train.amp == "fp16")
+    criterion = nn.CrossEntropyLoss(label_smoothing=run.train.label_smoothing)
+    identity = gather_identity(d)
+
+    writer = EventWriter(paths.rank0_events) if d.is_main else None
+
+    def emit(kind: str, **fields: object) -> None:
+        if writer is not None:
+            writer.emit(kind, **fields)
+
+    emit(
+        "run_start",
+        run_id=run.run_id,
+        config=run.to_dict(),
+        world_size=d.world,
+        nnodes=run.launch.nnodes,
+        local_world_size=d.local_world,
+        backend=run.backend,
+        device=d.device.type,
+        device_names=[i[2] for i in identity],
+        hosts=[i[1] for i in identity],
+        pids=[i[0] for i in identity],
+        torch_version=torch.__version__,
+        train_images=len(data.train),
+        val_images=len(data.val),
+        global_batch=run.train.batch_size,
+        per_rank_batch=run.per_rank_batch,
+        lr=run.lr,
+        steps_per_epoch=plan.steps_per_epoch,
+        total_steps=plan.total_steps,
+        warmup_steps=plan.warmup_steps,
+        epochs=run.train.epochs,
+        start_epoch=1,
+    )
+    started = time.perf_counter()
+    step, train_seconds, status, reason = 0, 0.0, "completed", ""
+    for epoch in range(1, run.train.epochs + 1):
+        sampler.set_epoch(epoch)
+        epoch_started = time.perf_counter()
+        epoch_loss, epoch_steps, epoch_images = 0.0, 0, 0
+        interval = Interval(d.device)
+        fetch_started = time.perf_counter()
+        for epoch_step, (images, labels) in enumerate(loader, start=1):
+            data_seconds = time.perf_counter() - fetch_started
+            images, labels = to_device(images, labels, d, run)
+            with autocast(run, d):
+                loss = criterion(ddp(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            # With fp16, GradScaler.step reads found_inf: a CPU-GPU sync the AMP recipe requires.
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            interval.add(loss, labels.shape[0], data_seconds)
+            last = epoch_step == plan.steps_per_epoch
+            if step % run.train.log_every == 0 or last:
+                report = report_interval(interval, d)
+                epoch_loss += report["loss"] * interval.steps
+                epoch_steps += interval.steps
+                epoch_images += interval.images * d.world  # equal per-rank batches
+                nonfinite = report.pop("nonfinite")
+                emit(
+                    "step",
+                    epoch=epoch,
+                    step=step,
+                    epoch_step=epoch_step,
+                    steps_per_epoch=plan.steps_per_epoch,
+                    lr=optimizer.param_groups[0]["lr"],
+                    **report,
+                )
+                if nonfinite:  # every rank saw the same gathered flag: all stop together
+                    status, reason = "diverged", f"non-finite loss at step {step}"
+                    break
+                interval = Interval(d.device)
+            if d.is_main and run.optimizer.name == "larc":
+                stats_every = run.optimizer.stats_every
+                if stats_every and step % stats_every == 0:
+                    fields = trust_event(optimizer, names)
+                    if fields:
+                        emit(
+                            "trust",
+                            epoch=epoch,
+                            step=step,
+                            lr=optimizer.param_groups[0]["lr"],
+                            **fields,
+                        )
+            if last:
+                break
+            fetch_started = time.perf_counter()
+        epoch_seconds = time.perf_counter() - epoch_started
+        train_seconds += epoch_seconds
+        emit(
+            "epoch",
+            epoch=epoch,
+            step=step,
+            loss=epoch_loss / epoch_steps if epoch_steps else math.nan,
+            images=epoch_images,
+            seconds=epoch_seconds,
+            images_per_sec=epoch_images / epoch_seconds if epoch_seconds else math.nan,
+            train_seconds=train_seconds,
+        )
+        if status != "completed":
+            break
+        if epoch % run.train.eval_every == 0 or epoch == run.train.epochs:
+            eval_started = time.perf_counter()
+            metrics = evaluate(ddp, val, d, run)
+            emit(
+                "eval",
+                epoch=epoch,
+                step=step,
+                seconds=time.perf_counter() - eval_started,
+                **metrics,
+            )
+    emit(
+        "run_end",
+        status=status,
+        reason=reason,
+        epoch=epoch,
+        step=step,
+        train_seconds=train_seconds,
+        wall_seconds=time.perf_counter() - started,
+    )
+    if writer is not None:
+        writer.close()
+
+
+@record
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="larsbench.train.worker")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    paths = RunPaths(args.run_dir)
+    config = read_json(paths.config)
+    if config is None:
+        raise SystemExit(f"{paths.config}: missing or not JSON")
+    run = RunConfig.from_dict(config)
+    d = setup_distributed(run)
+    try:
+        train(run, paths, d)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
