@@ -237,12 +237,21 @@ class SweepRunner:
         self._stop_run = ""
         paths.write_status(RUNNING, started=round(time.time(), 3))
         self.observer.run_started(run, paths, index, total)
-        sampler = self._start_sampler(run, paths)
         tail = RunTail(paths.root)
         state, reason = FAILED, ""
+        sampler, telemetry_error = None, ""
+        try:
+            sampler = self._start_sampler(run, paths)
+        except Exception as err:  # hardware reads never stop a run
+            telemetry_error = f"telemetry off: {type(err).__name__}: {err}"
         try:
             group = launch.start(run, paths, rdzv_id=f"{self.plan.profile.name}-{run.run_id}")
-            paths.write_status(RUNNING, started=round(group.started, 3), torchrun_pid=group.pid)
+            paths.write_status(
+                RUNNING,
+                started=round(group.started, 3),
+                torchrun_pid=group.pid,
+                telemetry_error=telemetry_error,
+            )
             while (code := group.poll()) is None:
                 if sampler is not None:
                     sampler.track(group.pid, run.nproc_per_node)

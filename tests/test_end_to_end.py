@@ -1,0 +1,171 @@
+"""End to end through torchrun on CPU: the smoke sweep's files, resume, failures, stops."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from larsbench.events import read_events
+from larsbench.rundir import SweepPaths, read_json
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "profiles" / "smoke.toml"
+
+
+def larsbench(*args: str, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "larsbench.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def first_step_pids(run_dir: Path) -> list[int] | None:
+    events = read_events(run_dir / "events" / "rank0.jsonl")
+    if not any(e["kind"] == "step" for e in events):
+        return None
+    return next(e["pids"] for e in events if e["kind"] == "run_start")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
+                                 "--set", "train.epochs=2"))
+    assert code == 0, log
+    sweep = SweepPaths(out)
+    assert sweep.run_ids() == ["bs64-sgd", "bs64-larc-tc0.02", "bs512-sgd", "bs512-larc-tc0.02"]
+    assert sweep.profile.read_text() == SMOKE.read_text()
+    assert read_json(sweep.runner)["state"] == "finished"
+    for run_id in sweep.run_ids():
+        run = sweep.run(run_id)
+        assert read_json(run.status)["state"] == "completed"
+        config = read_json(run.config)
+        assert config["run_id"] == run_id and config["world_size"] == 2
+        result = read_json(run.result)
+        assert result["status"] == "completed" and 0 <= result["top1"] <= 100
+        assert result["images_per_sec"] > 0 and result["epochs_done"] == 2
+        events = read_events(run.rank0_events)
+        kinds = [e["kind"] for e in events]
+        assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+        assert kinds.count("eval") == 2 and kinds.count("epoch") == 2
+        assert ("trust" in kinds) == ("larc" in run_id)
+        assert list(run.events_dir.glob("system-*.jsonl")), "no telemetry file"
+        assert (run.logs_dir / "torchrun.log").is_file()
+        rank_logs = list(run.logs_dir.rglob("stderr.log"))
+        assert len(rank_logs) == 2
+    trust = next(e for e in read_events(sweep.run("bs64-larc-tc0.02").rank0_events)
+                 if e["kind"] == "trust")
+    assert "fc.weight" in trust["layers"]
+    assert len(trust["factor"]) == len(trust["layers"]) == len(trust["clipped"])
+    # The summary files, all four, parseable.
+    rows = list(csv.DictReader(open(sweep.summary("csv"))))
+    assert [r["run_id"] for r in rows].count("bs64-sgd") == 1 and len(rows) == 4
+    summary = json.loads(sweep.summary("json").read_text())
+    assert summary["recommendation"]
+    assert "bs64-sgd" in sweep.summary("md").read_text()
+    assert sweep.summary("png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The same command again: nothing to redo.
+    started = time.monotonic()
+    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
+                                 "--set", "train.epochs=2"))
+    assert code == 0, log
+    assert log.count("already completed") == 4
+    assert time.monotonic() - started < 60
+
+
+def test_a_killed_rank_fails_its_run_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "kill"
+    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry",
+                     "--set", "train.epochs=3", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    pids = wait_for(lambda: first_step_pids(out / "bs64-sgd"))
+    os.kill(pids[1], signal.SIGKILL)
+    code, log = finish(proc)
+    assert code == 1, log
+    sweep = SweepPaths(out)
+    first = read_json(sweep.run("bs64-sgd").status)
+    assert first["state"] == "failed"
+    assert "exit" in first["reason"] or "Signal" in first["reason"], first
+    assert read_json(sweep.run("bs64-sgd").result)["status"] == "failed"
+    assert read_json(sweep.run("bs512-sgd").status)["state"] == "completed"
+    # Nothing already written was lost: the failed run's events are still readable.
+    assert read_events(sweep.run("bs64-sgd").rank0_events)[0]["kind"] == "run_start"
+
+
+def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Path) -> None:
+    out = tmp_path / "stop"
+    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out),
+                     "--set", "train.epochs=5", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    pids = wait_for(lambda: first_step_pids(out / "bs64-sgd"))
+    torchrun_pid = read_json(out / "bs64-sgd" / "status.json")["torchrun_pid"]
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    code, log = finish(proc, timeout=30)
+    assert code == 130, log
+    assert time.monotonic() - started < 10
+    assert not any(alive(p) for p in [*pids, torchrun_pid])
+    sweep = SweepPaths(out)
+    assert read_json(sweep.run("bs64-sgd").status)["state"] == "stopped"
+    assert read_json(sweep.run("bs512-sgd").status)["state"] == "queued"
+    assert read_json(sweep.runner)["state"] == "stopped"
+    # A stopped sweep is resumable: the same command runs what is left.
+    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
+                                 "--no-telemetry", "--set", "train.epochs=5",
+                                 "--set", 'sweep.optimizer=[{name="sgd"}]'))
+    assert code == 0, log
+    assert read_json(sweep.run("bs64-sgd").status)["state"] == "completed"
+    assert (out / "bs64-sgd" / "attempts" / "1" / "events" / "rank0.jsonl").is_file()
+
+
+def test_sigusr1_stops_only_the_current_run(tmp_path: Path) -> None:
+    out = tmp_path / "skip"
+    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry",
+                     "--set", "train.epochs=5", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    wait_for(lambda: first_step_pids(out / "bs64-sgd"))
+    proc.send_signal(signal.SIGUSR1)
+    code, log = finish(proc)
+    assert code == 1, log  # a run did not complete
+    sweep = SweepPaths(out)
+    assert read_json(sweep.run("bs64-sgd").status)["state"] == "stopped"
+    assert read_json(sweep.run("bs512-sgd").status)["state"] == "completed"
