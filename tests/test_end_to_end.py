@@ -70,8 +70,9 @@ def alive(pid: int) -> bool:
 
 def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
-                                 "--set", "train.epochs=2"))
+    code, log = finish(
+        larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--set", "train.epochs=2")
+    )
     assert code == 0, log
     sweep = SweepPaths(out)
     assert sweep.run_ids() == ["bs64-sgd", "bs64-larc-tc0.02", "bs512-sgd", "bs512-larc-tc0.02"]
@@ -94,12 +95,13 @@ def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path
         assert (run.logs_dir / "torchrun.log").is_file()
         rank_logs = list(run.logs_dir.rglob("stderr.log"))
         assert len(rank_logs) == 2
-    trust = next(e for e in read_events(sweep.run("bs64-larc-tc0.02").rank0_events)
-                 if e["kind"] == "trust")
+    trust = next(
+        e for e in read_events(sweep.run("bs64-larc-tc0.02").rank0_events) if e["kind"] == "trust"
+    )
     assert "fc.weight" in trust["layers"]
     assert len(trust["factor"]) == len(trust["layers"]) == len(trust["clipped"])
     # The summary files, all four, parseable.
-    rows = list(csv.DictReader(open(sweep.summary("csv"))))
+    rows = list(csv.DictReader(sweep.summary("csv").read_text().splitlines()))
     assert [r["run_id"] for r in rows].count("bs64-sgd") == 1 and len(rows) == 4
     summary = json.loads(sweep.summary("json").read_text())
     assert summary["recommendation"]
@@ -108,8 +110,9 @@ def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path
 
     # The same command again: nothing to redo.
     started = time.monotonic()
-    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
-                                 "--set", "train.epochs=2"))
+    code, log = finish(
+        larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--set", "train.epochs=2")
+    )
     assert code == 0, log
     assert log.count("already completed") == 4
     assert time.monotonic() - started < 60
@@ -117,8 +120,18 @@ def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path
 
 def test_a_killed_rank_fails_its_run_and_the_sweep_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "kill"
-    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry",
-                     "--set", "train.epochs=3", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    proc = larsbench(
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--no-telemetry",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        'sweep.optimizer=[{name="sgd"}]',
+    )
     pids = wait_for(lambda: first_step_pids(out / "bs64-sgd"))
     os.kill(pids[1], signal.SIGKILL)
     code, log = finish(proc)
@@ -135,8 +148,17 @@ def test_a_killed_rank_fails_its_run_and_the_sweep_goes_on(tmp_path: Path) -> No
 
 def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Path) -> None:
     out = tmp_path / "stop"
-    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out),
-                     "--set", "train.epochs=5", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    proc = larsbench(
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=5",
+        "--set",
+        'sweep.optimizer=[{name="sgd"}]',
+    )
     pids = wait_for(lambda: first_step_pids(out / "bs64-sgd"))
     torchrun_pid = read_json(out / "bs64-sgd" / "status.json")["torchrun_pid"]
     proc.send_signal(signal.SIGINT)
@@ -150,9 +172,20 @@ def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Pat
     assert read_json(sweep.run("bs512-sgd").status)["state"] == "queued"
     assert read_json(sweep.runner)["state"] == "stopped"
     # A stopped sweep is resumable: the same command runs what is left.
-    code, log = finish(larsbench("run", "--profile", str(SMOKE), "--out", str(out),
-                                 "--no-telemetry", "--set", "train.epochs=5",
-                                 "--set", 'sweep.optimizer=[{name="sgd"}]'))
+    code, log = finish(
+        larsbench(
+            "run",
+            "--profile",
+            str(SMOKE),
+            "--out",
+            str(out),
+            "--no-telemetry",
+            "--set",
+            "train.epochs=5",
+            "--set",
+            'sweep.optimizer=[{name="sgd"}]',
+        )
+    )
     assert code == 0, log
     assert read_json(sweep.run("bs64-sgd").status)["state"] == "completed"
     assert (out / "bs64-sgd" / "attempts" / "1" / "events" / "rank0.jsonl").is_file()
@@ -160,8 +193,18 @@ def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Pat
 
 def test_sigusr1_stops_only_the_current_run(tmp_path: Path) -> None:
     out = tmp_path / "skip"
-    proc = larsbench("run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry",
-                     "--set", "train.epochs=5", "--set", 'sweep.optimizer=[{name="sgd"}]')
+    proc = larsbench(
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--no-telemetry",
+        "--set",
+        "train.epochs=5",
+        "--set",
+        'sweep.optimizer=[{name="sgd"}]',
+    )
     wait_for(lambda: first_step_pids(out / "bs64-sgd"))
     proc.send_signal(signal.SIGUSR1)
     code, log = finish(proc)
