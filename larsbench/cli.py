@@ -101,7 +101,7 @@ def unknown_archs(archs: set[str]) -> list[str] | None:
 
 def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
     """(errors, warnings) about what the profile needs that this machine may lack."""
-    from larsbench.config import dataset_sizes
+    from larsbench.config import dataset_sizes, plan_run
 
     errors: list[str] = []
     warnings: list[str] = []
@@ -113,7 +113,14 @@ def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
                 f"{run.run_id}: launch.nproc_per_node {run.nproc_per_node} > {machine.gpus} "
                 "visible GPUs"
             )
-        if dataset_sizes(run.data) is None:
+        sizes = dataset_sizes(run.data)
+        if sizes is not None and plan_run(run, *sizes).steps_per_epoch == 0:
+            errors.append(
+                f"{plan.profile_path}: train.batch_size: {run.train.batch_size} is larger than "
+                f"the {sizes[0]} training images ({run.per_rank_batch} per rank x "
+                f"{run.world_size} ranks): run {run.run_id} would take no step"
+            )
+        if sizes is None:
             warnings.append(
                 f"{run.run_id}: data.path {run.data.path!r} has no train/ and val/ here; "
                 "steps per epoch unknown"

@@ -211,6 +211,11 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
     loader, sampler = train_loader(data, run, d.rank, d.world, pin)
     val = val_loader(data, run, d.rank, d.world, pin)
     plan = plan_run(run, len(data.train), len(data.val))
+    if plan.steps_per_epoch == 0:
+        raise ValueError(
+            f"train.batch_size {run.train.batch_size} exceeds the {len(data.train)} training "
+            "images: no full batch per rank"
+        )
     model = build_model(run.model, data.num_classes).to(d.device)
     if run.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
