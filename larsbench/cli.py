@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a key for every run, e.g. train.epochs=5 or sweep.train.batch_size=[64]",
     )
     run.add_argument("--dry-run", action="store_true", help="print the expanded runs and exit")
+    run.add_argument(
+        "--throughput",
+        action="store_true",
+        help="quick throughput mode: timed steps on synthetic data, no evaluation "
+        "(the same as --set train.mode=throughput)",
+    )
     run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
     run.add_argument(
         "--sample-interval", type=float, default=1.0, help="telemetry period (s, >= 0.25)"
@@ -148,6 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     machine = Machine.here()
     try:
         overrides = [parse_override(item) for item in args.overrides]
+        if args.throughput:
+            overrides.append(("train.mode", "throughput"))
         plan = prepare_sweep(profile_path, overrides, machine)
     except ConfigError as err:
         return fail(str(err))
@@ -156,7 +164,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if args.dry_run:
-        console.print(f"[bold]{plan.profile.name}[/]: {len(plan.runs)} runs ({profile_path})")
+        mode = (
+            " in throughput mode (steps: warm-up + timed)"
+            if any(r.train.mode == "throughput" for r in plan.runs)
+            else ""
+        )
+        console.print(f"[bold]{plan.profile.name}[/]: {len(plan.runs)} runs{mode} ({profile_path})")
         console.print(plan_table(plan.runs))
         for e in errors:
             console.print(f"[red]error:[/] {e}", highlight=False)
@@ -166,7 +179,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     blocking = [w for w in warnings if "no GPU is visible" in w or "has no train/" in w]
     if blocking:
         return fail("cannot launch here:\n  " + "\n  ".join(blocking))
-    out = SweepPaths(args.out or Path("runs") / plan.profile.name)
+    throughput = any(r.train.mode == "throughput" for r in plan.runs)
+    out = SweepPaths(
+        args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
+    )
     runner = SweepRunner(
         plan,
         out,

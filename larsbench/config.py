@@ -92,6 +92,14 @@ class TrainConfig(_Section):
     log_every: int = Field(20, ge=1, description="steps between step events (host syncs)")
     max_steps_per_epoch: int = Field(0, ge=0, description="0: the whole epoch")
     eval_every: int = Field(1, ge=1, description="epochs between evaluations (last always)")
+    mode: Literal["train", "throughput"] = Field(
+        "train", description="throughput: synthetic data, timed steps, no evaluation"
+    )
+    throughput_warmup_steps: int = Field(10, ge=0, description="untimed steps first")
+    throughput_steps: int = Field(30, ge=2, description="timed steps per measurement window")
+    throughput_epoch_images: int = Field(
+        0, ge=0, description="images per epoch for the projection; 0: the data's, else ImageNet's"
+    )
 
 
 class OptimizerConfig(_Section):
@@ -411,6 +419,8 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
             raise ConfigError(
                 f"{format_validation_error(err, source)}\n  (in the sweep run with {where})"
             ) from None
+        if p.train.mode == "throughput":
+            p = throughput_variant(p)
         device, backend, nproc, threads = resolve_launch(p.launch, machine)
         run = RunConfig(
             run_id=run_id_for(p.train, p.optimizer, swept),
@@ -434,6 +444,28 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
     if dupes:
         raise ConfigError(f"{source}: sweep gives several runs the same id: {', '.join(dupes)}")
     return runs
+
+
+IMAGENET_TRAIN_IMAGES = 1_281_167
+
+
+def throughput_variant(p: Profile) -> Profile:
+    """A throughput run trains on synthetic images of the same size and class count; the
+    epoch it projects to is the configured data's (ImageNet-1k's when that is not here)."""
+    epoch_images = p.train.throughput_epoch_images
+    if not epoch_images:
+        sizes = dataset_sizes(p.data) if p.data.source != "synthetic" else None
+        epoch_images = sizes[0] if sizes else IMAGENET_TRAIN_IMAGES
+    steps = p.train.throughput_warmup_steps + 3 * p.train.throughput_steps
+    data = p.data.model_copy(
+        update={
+            "source": "synthetic",
+            "synthetic_train_images": p.train.batch_size * steps,
+            "synthetic_val_images": p.train.batch_size,
+        }
+    )
+    train = p.train.model_copy(update={"throughput_epoch_images": epoch_images})
+    return p.model_copy(update={"data": data, "train": train})
 
 
 def check_run(run: RunConfig, source: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 # Event kinds, by file. docs/events.md documents each field.
-TRAINING_KINDS = ("run_start", "step", "trust", "eval", "epoch", "run_end")
+TRAINING_KINDS = ("run_start", "step", "trust", "eval", "epoch", "throughput", "run_end")
 SYSTEM_KINDS = ("system_info", "system")
 
 

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from larsbench.config import RunConfig, dataset_sizes, plan_run
+from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
@@ -64,6 +64,15 @@ def plan_table(runs: list[RunConfig]) -> Table:
     for run in runs:
         sizes = dataset_sizes(run.data)
         plan = plan_run(run, *sizes) if sizes else None
+        t = run.train
+        if t.mode == "throughput":  # the timed steps, and the epoch they project to
+            plan = RunPlan(
+                train_images=t.throughput_epoch_images,
+                val_images=0,
+                steps_per_epoch=t.throughput_epoch_images // t.batch_size,
+                total_steps=t.throughput_warmup_steps + t.throughput_steps * 5 // 2,
+                warmup_steps=t.throughput_warmup_steps,
+            )
         larc = run.optimizer.name == "larc"
         table.add_row(
             run.run_id,
@@ -149,11 +158,20 @@ class HeadlessView:
             self.progress.stop()
             self.progress, self.task = None, None
         colour = {"completed": "green", "stopped": "yellow"}.get(result.status, "red")
-        line = (
-            f"{self._label}: [{colour}]{result.status}[/] top-1 {fmt_pct(result.top1)} "
-            f"(best {fmt_pct(result.best_top1)}), {fmt_rate(result.images_per_sec)} img/s, "
-            f"train {fmt_duration(result.train_seconds)}"
-        )
+        if result.mode == "throughput":
+            line = (
+                f"{self._label}: [{colour}]{result.status}[/] {fmt_rate(result.images_per_sec)} "
+                f"img/s ({fmt_rate(result.images_per_sec_per_gpu)}/GPU), step "
+                f"{1000 * result.step_seconds:.1f} ms, optimizer "
+                f"{100 * result.optimizer_share:.1f}%, all-reduce wait {1000 * result.communication_wait_seconds:.1f} ms, "
+                f"projected run {fmt_duration(result.projected_run_seconds)}"
+            )
+        else:
+            line = (
+                f"{self._label}: [{colour}]{result.status}[/] top-1 {fmt_pct(result.top1)} "
+                f"(best {fmt_pct(result.best_top1)}), {fmt_rate(result.images_per_sec)} img/s, "
+                f"train {fmt_duration(result.train_seconds)}"
+            )
         if result.reason:
             line += f"\n    reason: {result.reason}"
         self.console.print(line, highlight=False)

@@ -40,6 +40,13 @@ class RunResult:
     wall_seconds: float = math.nan
     data_wait_fraction: float = math.nan
     final_loss: float = math.nan
+    # Throughput-mode runs (train.mode = "throughput"): no accuracy, a projection instead.
+    mode: str = "train"
+    step_seconds: float = math.nan
+    optimizer_share: float = math.nan
+    communication_wait_seconds: float = math.nan
+    peak_memory_bytes: float = math.nan
+    projected_run_seconds: float = math.nan
     # Hardware figures folded from events/system-*.jsonl (see larsbench.telemetry).
     system: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +110,17 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
         result.best_epoch = best.get("epoch", 0)
         if start:
             result.time_to_best_seconds = best["t"] - start["t"]
+    tp = next(iter_kind(events, "throughput"), None)
+    if tp:
+        result.mode = "throughput"
+        result.images_per_sec = tp.get("images_per_sec", math.nan)
+        result.images_per_sec_per_gpu = tp.get("images_per_sec_per_gpu", math.nan)
+        result.step_seconds = tp.get("step_seconds", math.nan)
+        result.optimizer_share = tp.get("optimizer_share", math.nan)
+        split = tp.get("split_seconds", {})
+        result.communication_wait_seconds = split.get("communication_wait", math.nan)
+        result.peak_memory_bytes = tp.get("peak_memory_bytes", math.nan)
+        result.projected_run_seconds = tp.get("projected_run_seconds", math.nan)
     end = next(iter_kind(events, "run_end"), None)
     if end and start:
         result.wall_seconds = end.get("wall_seconds", end["t"] - start["t"])

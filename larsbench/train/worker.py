@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,65 +23,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.elastic.multiprocessing.errors import record
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from larsbench.config import RunConfig, plan_run
 from larsbench.events import EventWriter
 from larsbench.rundir import RunPaths, read_json
 from larsbench.train.data import build_data, train_loader, val_loader
-from larsbench.train.model import build_model
-from larsbench.train.schedule import Schedule, lr_at
-
-
-@dataclass
-class Dist:
-    rank: int
-    world: int
-    local_rank: int
-    local_world: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(run: RunConfig) -> Dist:
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ["LOCAL_RANK"])
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    if run.device == "cuda":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-        torch.backends.cudnn.benchmark = True
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(run.threads_per_rank)
-    dist.init_process_group(backend=run.backend, device_id=device if run.device == "cuda" else None)
-    return Dist(rank, world, local_rank, local_world, device)
-
-
-def build_optimizer(model: nn.Module, run: RunConfig) -> torch.optim.Optimizer:
-    sgd = torch.optim.SGD(
-        model.parameters(),
-        lr=run.lr,
-        momentum=run.train.momentum,
-        nesterov=run.train.nesterov,
-        weight_decay=run.train.weight_decay,
-    )
-    if run.optimizer.name == "sgd":
-        return sgd
-    from larsbench.optim import LARC
-
-    o = run.optimizer
-    return LARC(
-        sgd,
-        trust_coefficient=o.trust_coefficient,
-        clip=o.clip,
-        eps=o.eps,
-        exclude_bias_and_norm=o.exclude_bias_and_norm,
-        stats_every=o.stats_every,
-    )
+from larsbench.train.setup import (
+    Dist,
+    autocast,
+    build_parts,
+    gather_identity,
+    setup_distributed,
+    to_device,
+)
 
 
 @dataclass
@@ -172,26 +124,6 @@ def evaluate(model: nn.Module, loader, d: Dist, run: RunConfig) -> dict[str, flo
     return {"top1": 100 * c1 / n, "top5": 100 * c5 / n, "loss": loss / n, "images": int(n)}
 
 
-def to_device(images, labels, d: Dist, run: RunConfig):
-    fmt = torch.channels_last if run.train.channels_last else torch.contiguous_format
-    images = images.to(d.device, non_blocking=True, memory_format=fmt)
-    return images, labels.to(d.device, non_blocking=True)
-
-
-def autocast(run: RunConfig, d: Dist) -> torch.autocast:
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.train.amp)
-    return torch.autocast(d.device.type, dtype=dtype, enabled=dtype is not None)
-
-
-def gather_identity(d: Dist) -> list[tuple[int, str, str]]:
-    """Every rank's (pid, host, device name), for run_start."""
-    name = torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else "cpu"
-    mine = (os.getpid(), socket.gethostname().split(".")[0], name)
-    out: list[tuple[int, str, str] | None] = [None] * d.world
-    dist.all_gather_object(out, mine)
-    return [o for o in out if o is not None]
-
-
 def trust_event(optimizer, names: list[str]) -> dict[str, object] | None:
     stats = getattr(optimizer, "latest_stats", None)
     if stats is None:
@@ -216,27 +148,8 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
             f"train.batch_size {run.train.batch_size} exceeds the {len(data.train)} training "
             "images: no full batch per rank"
         )
-    model = build_model(run.model, data.num_classes).to(d.device)
-    if run.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    names = [n for n, _ in model.named_parameters()]
-    ddp = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-    optimizer = build_optimizer(model, run)
-    schedule = Schedule(
-        kind=run.train.schedule,
-        peak_lr=run.lr,
-        steps_per_epoch=plan.steps_per_epoch,
-        total_steps=plan.total_steps,
-        warmup_steps=plan.warmup_steps,
-        step_size=run.train.step_size,
-        milestones=tuple(run.train.milestones),
-        gamma=run.train.gamma,
-        poly_power=run.train.poly_power,
-        min_lr=run.train.min_lr,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(schedule, s) / run.lr)
-    scaler = torch.amp.GradScaler(d.device.type, enabled=run.train.amp == "fp16")
-    criterion = nn.CrossEntropyLoss(label_smoothing=run.train.label_smoothing)
+    parts = build_parts(run, d, data.num_classes, plan)
+    ddp, optimizer, scheduler, scaler = parts.ddp, parts.optimizer, parts.scheduler, parts.scaler
     identity = gather_identity(d)
 
     writer = EventWriter(paths.rank0_events) if d.is_main else None
@@ -270,6 +183,20 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
         start_epoch=1,
     )
     started = time.perf_counter()
+    if run.train.mode == "throughput":
+        from larsbench.train.throughput import run_throughput
+
+        run_throughput(run, parts, loader, sampler, d, emit)
+        emit(
+            "run_end",
+            status="completed",
+            reason="",
+            epoch=0,
+            step=0,
+            train_seconds=0.0,
+            wall_seconds=time.perf_counter() - started,
+        )
+        return
     step, train_seconds, status, reason = 0, 0.0, "completed", ""
     for epoch in range(1, run.train.epochs + 1):
         sampler.set_epoch(epoch)
@@ -281,7 +208,7 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
             data_seconds = time.perf_counter() - fetch_started
             images, labels = to_device(images, labels, d, run)
             with autocast(run, d):
-                loss = criterion(ddp(images), labels)
+                loss = parts.criterion(ddp(images), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             # With fp16, GradScaler.step reads found_inf: a CPU-GPU sync the AMP recipe requires.
@@ -313,7 +240,7 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
             if d.is_main and run.optimizer.name == "larc":
                 stats_every = run.optimizer.stats_every
                 if stats_every and step % stats_every == 0:
-                    fields = trust_event(optimizer, names)
+                    fields = trust_event(optimizer, parts.names)
                     if fields:
                         emit(
                             "trust",

@@ -1,0 +1,166 @@
+"""Throughput mode: warm-up steps, then timed steps on synthetic data, no evaluation.
+
+Three windows of `train.throughput_steps` steps each, after `throughput_warmup_steps`:
+  A. plain steps, synchronised only at the ends: the headline img/s;
+  B. the same steps with a device sync between phases: data, forward+backward, optimizer;
+  C. half as many steps under DDP's no_sync(): forward+backward without the gradient
+     all-reduce. Communication wait = B's forward+backward - C's (what overlap did not hide).
+Window B and C's syncs cost throughput, which is why A is measured apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from larsbench.config import RunConfig
+from larsbench.train.setup import Dist, Parts, autocast, to_device
+
+
+def _sync(d: Dist) -> None:
+    if d.device.type == "cuda":
+        torch.cuda.synchronize(d.device)  # a deliberate CPU-GPU sync: phases are being timed
+
+
+def _batches(loader: Any, sampler: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _window(
+    steps: int,
+    parts: Parts,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    run: RunConfig,
+    d: Dist,
+    phases: bool,
+    communicate: bool = True,
+) -> dict[str, float]:
+    """Runs `steps` steps; returns seconds (total and, with phases, per phase) and images."""
+    spent = {"data": 0.0, "forward_backward": 0.0, "optimizer": 0.0}
+    images_done = 0
+    _sync(d)
+    started = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        images, labels = next(batches)
+        images, labels = to_device(images, labels, d, run)
+        if phases:
+            _sync(d)
+        t1 = time.perf_counter()
+        no_sync = contextlib.nullcontext() if communicate else parts.ddp.no_sync()
+        with no_sync:
+            with autocast(run, d):
+                loss = parts.criterion(parts.ddp(images), labels)
+            parts.optimizer.zero_grad(set_to_none=True)
+            parts.scaler.scale(loss).backward()
+        if phases:
+            _sync(d)
+        t2 = time.perf_counter()
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+        if phases:
+            _sync(d)
+        t3 = time.perf_counter()
+        spent["data"] += t1 - t0
+        spent["forward_backward"] += t2 - t1
+        spent["optimizer"] += t3 - t2
+        images_done += labels.shape[0]
+    _sync(d)
+    return {"seconds": time.perf_counter() - started, "images": float(images_done), **spent}
+
+
+def _gather(values: list[float], d: Dist) -> list[list[float]]:
+    mine = torch.tensor(values, dtype=torch.float64, device=d.device)
+    out = [torch.empty_like(mine) for _ in range(d.world)]
+    dist.all_gather(out, mine)
+    return torch.stack(out).cpu().tolist()
+
+
+def peak_memory_bytes(d: Dist) -> float:
+    if d.device.type == "cuda":
+        return float(torch.cuda.max_memory_allocated(d.device))
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
+
+
+def measure_throughput(
+    run: RunConfig, parts: Parts, loader: Any, sampler: Any, d: Dist
+) -> dict[str, Any]:
+    """The fields of the `throughput` event (the same on every rank)."""
+    t = run.train
+    batches = _batches(loader, sampler)
+    if t.throughput_warmup_steps:
+        _window(t.throughput_warmup_steps, parts, batches, run, d, phases=False)
+    a = _window(t.throughput_steps, parts, batches, run, d, phases=False)
+    b = _window(t.throughput_steps, parts, batches, run, d, phases=True)
+    c = _window(
+        max(t.throughput_steps // 2, 1), parts, batches, run, d, phases=True, communicate=False
+    )
+    c_steps = max(t.throughput_steps // 2, 1)
+    rows = _gather(
+        [
+            a["images"],
+            a["seconds"],
+            b["data"],
+            b["forward_backward"],
+            b["optimizer"],
+            b["seconds"],
+            c["forward_backward"],
+            peak_memory_bytes(d),
+        ],
+        d,
+    )
+    n = t.throughput_steps
+    rank_ips = [r[0] / r[1] for r in rows]
+    step_seconds = max(r[1] for r in rows) / n
+    images_per_sec = sum(r[0] for r in rows) / max(r[1] for r in rows)
+    per_step = {
+        "data": _mean([r[2] for r in rows]) / n,
+        "forward_backward": _mean([r[6] for r in rows]) / c_steps,
+        "optimizer": _mean([r[4] for r in rows]) / n,
+    }
+    per_step["communication_wait"] = max(
+        _mean([r[3] for r in rows]) / n - per_step["forward_backward"], 0.0
+    )
+    phased = _mean([r[5] for r in rows]) / n
+    steps_per_epoch = t.throughput_epoch_images // t.batch_size
+    return {
+        "images_per_sec": images_per_sec,
+        "images_per_sec_per_gpu": images_per_sec / d.world,
+        "rank_images_per_sec": rank_ips,
+        "step_seconds": step_seconds,
+        "split_seconds": per_step,
+        "phased_step_seconds": phased,
+        "optimizer_share": per_step["optimizer"] / phased if phased else float("nan"),
+        "peak_memory_bytes": max(r[7] for r in rows),
+        "timed_steps": n,
+        "warmup_steps": t.throughput_warmup_steps,
+        "epoch_images": t.throughput_epoch_images,
+        "projected_epoch_seconds": steps_per_epoch * step_seconds,
+        "projected_run_seconds": steps_per_epoch * step_seconds * t.epochs,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def run_throughput(
+    run: RunConfig,
+    parts: Parts,
+    loader: Any,
+    sampler: Any,
+    d: Dist,
+    emit: Callable[..., None],
+) -> None:
+    fields = measure_throughput(run, parts, loader, sampler, d)
+    emit("throughput", **fields)
