@@ -163,7 +163,8 @@ class HeadlessView:
                 f"{self._label}: [{colour}]{result.status}[/] {fmt_rate(result.images_per_sec)} "
                 f"img/s ({fmt_rate(result.images_per_sec_per_gpu)}/GPU), step "
                 f"{1000 * result.step_seconds:.1f} ms, optimizer "
-                f"{100 * result.optimizer_share:.1f}%, all-reduce wait {1000 * result.communication_wait_seconds:.1f} ms, "
+                f"{100 * result.optimizer_share:.1f}%, all-reduce wait "
+                f"{1000 * result.communication_wait_seconds:.1f} ms, "
                 f"projected run {fmt_duration(result.projected_run_seconds)}"
             )
         else:
