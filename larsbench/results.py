@@ -8,6 +8,7 @@ from typing import Any
 
 from larsbench.events import iter_kind, read_events
 from larsbench.rundir import RunPaths, read_json
+from larsbench.telemetry import summarize_system
 
 
 @dataclass
@@ -133,7 +134,11 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
 def fold_run(run: RunPaths) -> RunResult:
     """A run's result from what is on disk; the launcher's status.json has the last word."""
     config = read_json(run.config) or {}
-    result = fold_training(run.run_id, config, read_events(run.rank0_events))
+    training = read_events(run.rank0_events)
+    result = fold_training(run.run_id, config, training)
+    system = [e for p in sorted(run.events_dir.glob("system-*.jsonl")) for e in read_events(p)]
+    if system:
+        result.system = summarize_system(system, training)
     status = run.read_status()
     result.status = status.get("state", result.status or "queued")
     result.reason = status.get("reason", "") or result.reason
