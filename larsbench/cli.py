@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="quick throughput mode: timed steps on synthetic data, no evaluation "
         "(the same as --set train.mode=throughput)",
     )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start unfinished runs over instead of resuming their checkpoints",
+    )
     run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
     run.add_argument(
         "--sample-interval", type=float, default=1.0, help="telemetry period (s, >= 0.25)"
@@ -189,6 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         HeadlessView(console),
         sample_seconds=args.sample_interval,
         telemetry=not args.no_telemetry,
+        fresh=args.fresh,
     )
     interrupted: list[int] = []
 

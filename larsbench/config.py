@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import os
 import tomllib
@@ -11,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -19,7 +27,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `epochs = true` is an error, not 1 epoch (an int may still stand for a float)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class LaunchConfig(_Section):
@@ -92,6 +101,10 @@ class TrainConfig(_Section):
     log_every: int = Field(20, ge=1, description="steps between step events (host syncs)")
     max_steps_per_epoch: int = Field(0, ge=0, description="0: the whole epoch")
     eval_every: int = Field(1, ge=1, description="epochs between evaluations (last always)")
+    checkpoint_every: int = Field(1, ge=0, description="epochs between checkpoints; 0: never")
+    divergence_factor: float = Field(
+        10.0, ge=0, description="diverged when the loss exceeds this x its running median; 0: off"
+    )
     mode: Literal["train", "throughput"] = Field(
         "train", description="throughput: synthetic data, timed steps, no evaluation"
     )
@@ -121,17 +134,18 @@ class Profile(_Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check_sweep(self) -> Profile:
-        for key, values in self.sweep.items():
+    @field_validator("sweep")
+    @classmethod
+    def _check_sweep(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in sweep.items():
             if not values:
-                raise ValueError(f"sweep key {key!r} has an empty list")
+                raise ValueError(f"{key!r} has an empty list")
             if _field_at(key) is None:
                 raise ValueError(
-                    f"sweep key {key!r} names no setting; allowed: a section "
+                    f"{key!r} names no setting; allowed: a section "
                     f"({', '.join(SECTIONS)}) or section.key"
                 )
-        return self
+        return sweep
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -256,8 +270,24 @@ def apply_overrides(
             raise ConfigError(
                 f"{source} {key}: expected section.key with section one of {', '.join(SECTIONS)}"
             )
-        out.get("sweep", {}).pop(key, None)
+        _unsweep(out.get("sweep", {}), key)
     return out
+
+
+def _unsweep(sweep: dict[str, Any], key: str) -> None:
+    """A key set for every run leaves the sweep, also from swept section tables."""
+    sweep.pop(key, None)
+    section, _, name = key.partition(".")
+    tables = sweep.get(section)
+    if not name or not isinstance(tables, list):
+        return
+    kept: list[Any] = []
+    for table in tables:
+        if isinstance(table, dict):
+            table = {k: v for k, v in table.items() if k != name}
+        if table not in kept:
+            kept.append(table)
+    sweep[section] = kept
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -356,29 +386,67 @@ _SHORT = {"train.batch_size": "bs", "optimizer.trust_coefficient": "tc", "train.
 _IN_ID_ALREADY = ("train.batch_size", "optimizer", "optimizer.name", "optimizer.trust_coefficient")
 
 
-def run_id_for(train: TrainConfig, optimizer: OptimizerConfig, swept: dict[str, Any]) -> str:
-    """A readable, stable id: bs1024-larc-tc0.02, then any other swept key as name+value."""
+def run_id_for(
+    train: TrainConfig,
+    optimizer: OptimizerConfig,
+    swept: dict[str, Any],
+    varying: dict[str, Any] | None = None,
+) -> str:
+    """A readable, stable id: bs1024-larc-tc0.02, then any other swept key as name+value.
+
+    `varying` holds the inner keys of swept section tables whose values differ across the
+    sweep (e.g. `optimizer.clip`), with this run's value, so such runs get distinct ids.
+    """
     parts = [f"bs{train.batch_size}", optimizer.name]
     if optimizer.name == "larc":
         parts.append(f"tc{_fmt(optimizer.trust_coefficient)}")
-    for key, value in swept.items():
+    extra = {k: v for k, v in swept.items() if not isinstance(v, dict)}
+    extra.update(varying or {})
+    for key, value in extra.items():
         if key in _IN_ID_ALREADY:
             continue
-        if isinstance(value, dict):
-            value = "_".join(f"{k}{_fmt(v)}" for k, v in value.items())
         short = _SHORT.get(key, key.split(".")[-1].replace("_", ""))
         parts.append(f"{short}{_fmt(value)}")
     return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
     parts = key.split(".")
     if len(parts) == 1:
         if not isinstance(value, dict):
-            raise ConfigError(f"sweep {key}: each value must be a table, e.g. {{name = 'sgd'}}")
+            raise ConfigError(
+                f"{source}: sweep.{key}: each value must be a table of {key} keys, "
+                f"e.g. {{name = 'sgd'}} (got {value!r})"
+            )
         data.setdefault(key, {}).update(value)
     else:
         data.setdefault(parts[0], {})[parts[1]] = value
+
+
+def _distinct(runs: list[RunConfig]) -> list[RunConfig]:
+    """Runs that train exactly the same thing once (e.g. after --set fixed a swept key)."""
+    seen: set[str] = set()
+    out = []
+    for run in runs:
+        same = {k: v for k, v in run.to_dict().items() if k not in ("run_id", "swept")}
+        key = json.dumps(same, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(run)
+    return out
+
+
+def _varying_table_keys(keys: list[str], profiles: list[Profile]) -> list[str]:
+    """`section.key` for the keys inside swept section tables whose values differ by run."""
+    out = []
+    for key in keys:
+        if "." in key:
+            continue
+        for name in SECTIONS[key].model_fields:
+            values = {repr(getattr(getattr(p, key), name)) for p in profiles}
+            if len(values) > 1:
+                out.append(f"{key}.{name}")
+    return out
 
 
 def resolve_launch(launch: LaunchConfig, machine: Machine) -> tuple[str, str, int, int]:
@@ -406,24 +474,32 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
     """The sweep's runs: the cartesian product of the sweep lists, in the order written."""
     base = profile.model_dump(exclude={"sweep"})
     keys = list(profile.sweep)
-    runs: list[RunConfig] = []
+    combos = []
     for combo in itertools.product(*(profile.sweep[k] for k in keys)):
         data = copy.deepcopy(base)
         for key, value in zip(keys, combo, strict=True):
-            _set_dotted(data, key, value)
+            _set_dotted(data, key, value, source)
         swept = dict(zip(keys, combo, strict=True))
         try:
-            p = Profile.model_validate(data)
+            combos.append((Profile.model_validate(data), swept))
         except ValidationError as err:
             where = ", ".join(f"{k}={v!r}" for k, v in swept.items())
             raise ConfigError(
                 f"{format_validation_error(err, source)}\n  (in the sweep run with {where})"
             ) from None
+    varying = _varying_table_keys(keys, [p for p, _ in combos])
+    runs: list[RunConfig] = []
+    for p, swept in combos:
         if p.train.mode == "throughput":
             p = throughput_variant(p)
         device, backend, nproc, threads = resolve_launch(p.launch, machine)
         run = RunConfig(
-            run_id=run_id_for(p.train, p.optimizer, swept),
+            run_id=run_id_for(
+                p.train,
+                p.optimizer,
+                swept,
+                {k: getattr(getattr(p, k.split(".")[0]), k.split(".")[1]) for k in varying},
+            ),
             profile_name=p.name,
             launch=p.launch,
             model=p.model,
@@ -439,6 +515,7 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
         )
         check_run(run, source)
         runs.append(run)
+    runs = _distinct(runs)
     ids = [r.run_id for r in runs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

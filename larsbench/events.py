@@ -13,7 +13,17 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 # Event kinds, by file. docs/events.md documents each field.
-TRAINING_KINDS = ("run_start", "step", "trust", "eval", "epoch", "throughput", "run_end")
+TRAINING_KINDS = (
+    "run_start",
+    "resume",
+    "step",
+    "trust",
+    "eval",
+    "epoch",
+    "checkpoint",
+    "throughput",
+    "run_end",
+)
 SYSTEM_KINDS = ("system_info", "system")
 
 
@@ -62,10 +72,16 @@ class FileTail:
     path: Path
     offset: int = 0
     bad_lines: int = 0
+    truncations: int = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
             with open(self.path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size < self.offset:
+                    # A resumed run cut the events after its checkpoint; they are redone.
+                    self.truncations += 1
+                    self.offset = size
                 f.seek(self.offset)
                 chunk = f.read()
         except FileNotFoundError:

@@ -39,6 +39,10 @@ def worker_environment(run: RunConfig) -> dict[str, str]:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(run.threads_per_rank)
     env["PYTHONUNBUFFERED"] = "1"
+    if run.launch.max_restarts:
+        # Without it, restarted workers fail to reconnect to the agent's shared TCP store
+        # on this torch (pytorch issue 135712).
+        env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
     if run.device == "cuda":
         # Collective hangs surface as errors instead of silent stalls.
         env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")

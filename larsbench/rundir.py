@@ -96,6 +96,10 @@ class RunPaths:
     def checkpoints_dir(self) -> Path:
         return self.root / "checkpoints"
 
+    def has_checkpoint(self) -> bool:
+        """A checkpoint a restarted run can resume from (train/checkpoint.py writes them)."""
+        return any(self.checkpoints_dir.glob("ckpt-*.pt"))
+
     def read_status(self) -> dict[str, Any]:
         return read_json(self.status) or {"state": QUEUED}
 

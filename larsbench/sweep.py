@@ -117,20 +117,25 @@ def claim(out: SweepPaths) -> None:
 
 
 def _archive_attempt(paths: RunPaths) -> None:
-    """Move a previous attempt's events and logs under attempts/N so nothing is lost."""
+    """Move a previous attempt's files under attempts/N so nothing is lost."""
     if not paths.events_dir.exists() and not paths.logs_dir.exists():
         return
     attempts = paths.root / "attempts"
     n = len(list(attempts.glob("*"))) + 1 if attempts.exists() else 1
     dest = attempts / str(n)
     dest.mkdir(parents=True, exist_ok=True)
-    for item in (paths.events_dir, paths.logs_dir, paths.status, paths.result):
+    items = (paths.events_dir, paths.logs_dir, paths.checkpoints_dir, paths.status, paths.result)
+    for item in items:
         if item.exists():
             shutil.move(str(item), str(dest / item.name))
 
 
-def write_sweep_files(plan: SweepPlan, out: SweepPaths) -> list[RunConfig]:
-    """profile.toml, sweep.json and each run's config.json; returns the runs still to do."""
+def write_sweep_files(plan: SweepPlan, out: SweepPaths, fresh: bool = False) -> list[RunConfig]:
+    """profile.toml, sweep.json and each run's config.json; returns the runs still to do.
+
+    An unfinished run with a checkpoint and the same configuration resumes from it; with
+    `fresh`, or a changed configuration, its earlier files move under attempts/N instead.
+    """
     out.root.mkdir(parents=True, exist_ok=True)
     out.profile.write_text(plan.profile_text, encoding="utf-8")
     write_json_atomic(
@@ -157,7 +162,8 @@ def write_sweep_files(plan: SweepPlan, out: SweepPaths) -> list[RunConfig]:
                     "use another --out to keep both"
                 )
             continue
-        if old is not None:
+        resumable = old == run.to_dict() and paths.has_checkpoint() and not fresh
+        if old is not None and not resumable:
             _archive_attempt(paths)
         write_json_atomic(paths.config, run.to_dict())
         paths.write_status(QUEUED)
@@ -188,6 +194,8 @@ class SweepRunner:
     poll_seconds: float = 0.5
     sample_seconds: float = 1.0
     telemetry: bool = True
+    fresh: bool = False
+    stall_seconds: float = 120.0
     _stop_run: str = ""
     _stop_sweep: str = ""
 
@@ -212,7 +220,7 @@ class SweepRunner:
     def run(self) -> list[RunResult]:
         claim(self.out)
         self._started = round(time.time(), 3)
-        todo = {r.run_id for r in write_sweep_files(self.plan, self.out)}
+        todo = {r.run_id for r in write_sweep_files(self.plan, self.out, self.fresh)}
         self._write_runner("running", None)
         self.observer.sweep_started(self.plan, self.out)
         total = len(self.plan.runs)
@@ -252,10 +260,22 @@ class SweepRunner:
                 torchrun_pid=group.pid,
                 telemetry_error=telemetry_error,
             )
+            watch = StallWatch(self.stall_seconds)
             while (code := group.poll()) is None:
                 if sampler is not None:
                     sampler.track(group.pid, run.nproc_per_node)
-                self.observer.run_events(run, tail.read_new())
+                events = tail.read_new()
+                self.observer.run_events(run, events)
+                changed = watch.update(events, time.monotonic())
+                if changed is not None:
+                    paths.write_status(
+                        RUNNING,
+                        started=round(group.started, 3),
+                        torchrun_pid=group.pid,
+                        telemetry_error=telemetry_error,
+                        stalled=changed,
+                        stalled_reason=watch.reason if changed else "",
+                    )
                 why = self._stop_sweep or self._stop_run
                 if why:
                     code = group.stop()
@@ -290,6 +310,43 @@ class SweepRunner:
         if not self.telemetry:
             return None
         return RunSampler.start(run, paths, self.sample_seconds)
+
+
+@dataclass
+class StallWatch:
+    """Flags a run whose training events stop for much longer than its usual gap."""
+
+    floor_seconds: float
+    factor: float = 10.0
+    last_event: float | None = None
+    gaps: list[float] = field(default_factory=list)
+    stalled: bool = False
+    reason: str = ""
+
+    def limit(self) -> float:
+        if not self.gaps:
+            return self.floor_seconds
+        typical = sorted(self.gaps)[len(self.gaps) // 2]
+        return max(self.floor_seconds, self.factor * typical)
+
+    def update(self, events: list[SourcedEvent], now: float) -> bool | None:
+        """The new stalled state when it changed, else None."""
+        if any(e.source == "rank0" for e in events):
+            if self.last_event is not None:
+                self.gaps = [*self.gaps[-49:], now - self.last_event]
+            self.last_event = now
+            if self.stalled:
+                self.stalled, self.reason = False, ""
+                return False
+            return None
+        if self.last_event is None or self.stalled:
+            return None
+        quiet = now - self.last_event
+        if quiet > self.limit():
+            self.stalled = True
+            self.reason = f"no training event for {quiet:.0f} s (limit {self.limit():.0f} s)"
+            return True
+        return None
 
 
 @dataclass

@@ -101,11 +101,23 @@ def build_data(run: RunConfig) -> RunData:
     return _imagefolder(cfg)
 
 
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can skip the first `skip` indices of the next epoch it yields:
+    a run resumed mid-epoch sees exactly the batches it had not trained on."""
+
+    skip: int = 0
+
+    def __iter__(self):  # type: ignore[override]
+        indices = list(super().__iter__())
+        skip, self.skip = self.skip, 0
+        return iter(indices[skip:])
+
+
 def train_loader(
     data: RunData, run: RunConfig, rank: int, world: int, pin: bool
-) -> tuple[DataLoader, DistributedSampler]:
+) -> tuple[DataLoader, ResumableSampler]:
     """Per-rank batches of the global batch; the sampler pads to an equal share per rank."""
-    sampler = DistributedSampler(data.train, world, rank, shuffle=True, seed=run.train.seed)
+    sampler = ResumableSampler(data.train, world, rank, shuffle=True, seed=run.train.seed)
     workers = run.data.workers
     loader = DataLoader(
         data.train,

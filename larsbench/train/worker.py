@@ -9,12 +9,18 @@ It reads RUN/config.json, trains with DistributedDataParallel (nccl on CUDA, glo
 evaluates every epoch exactly over the whole validation set, and rank 0 appends events to
 RUN/events/rank0.jsonl (docs/events.md). Host-device syncs happen only in `report_interval`,
 `evaluate` and LARC's `to_host()`, each every N steps or once per epoch.
+
+It checkpoints every `train.checkpoint_every` epochs and when asked to stop (SIGTERM), and
+resumes from RUN/checkpoints/ when started again, by larsbench or by torchrun's restarts.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +33,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from larsbench.config import RunConfig, plan_run
 from larsbench.events import EventWriter
 from larsbench.rundir import RunPaths, read_json
+from larsbench.train import checkpoint
 from larsbench.train.data import build_data, train_loader, val_loader
 from larsbench.train.setup import (
     Dist,
@@ -63,13 +70,14 @@ class Interval:
         self.data_seconds += data_seconds
 
 
-def report_interval(iv: Interval, d: Dist) -> dict[str, object]:
-    """Gathers every rank's interval sums. A CPU-GPU sync point (once every log_every steps)."""
+def report_interval(iv: Interval, d: Dist, stop_requested: bool) -> dict[str, object]:
+    """Gathers every rank's interval sums and stop flag. A CPU-GPU sync point (once every
+    log_every steps): every rank sees the same gathered values, so they decide together."""
     wall = time.perf_counter() - iv.started
     mine = torch.stack(
         [
             iv.loss_sum,
-            iv.nonfinite.double(),
+            iv.nonfinite.double() + (2.0 if stop_requested else 0.0),
             torch.tensor(float(iv.steps), device=d.device, dtype=torch.float64),
             torch.tensor(float(iv.images), device=d.device, dtype=torch.float64),
             torch.tensor(iv.data_seconds, device=d.device, dtype=torch.float64),
@@ -86,7 +94,8 @@ def report_interval(iv: Interval, d: Dist) -> dict[str, object]:
     rank_wait = [r[4] / w for r, w in zip(rows, walls, strict=True)]
     return {
         "loss": loss_sum / steps if steps else math.nan,
-        "nonfinite": any(r[1] > 0 for r in rows),
+        "nonfinite": any(int(r[1]) & 1 for r in rows),
+        "stop": any(int(r[1]) & 2 for r in rows),
         "images_per_sec": sum(r[3] for r in rows) / max(walls),
         "rank_images_per_sec": rank_ips,
         "data_wait_fraction": sum(rank_wait) / len(rank_wait),
@@ -136,7 +145,55 @@ def trust_event(optimizer, names: list[str]) -> dict[str, object] | None:
 TRUST_FIELDS = ("weight_norm", "grad_norm", "local_lr", "factor", "clipped")
 
 
-def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
+class StopRequest:
+    """SIGTERM/SIGINT set a flag; the ranks act on it together at the next report."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._set)
+
+    def _set(self, signum: int, _frame: object) -> None:
+        self.requested = True
+
+
+def exploded(history: list[float], loss: float, factor: float) -> bool:
+    """True when the loss exceeds `factor` times the median of the earlier reports."""
+    if factor <= 0 or len(history) < 5:
+        return False
+    return loss > factor * statistics.median(history[-20:])
+
+
+def trust_collapsed(factors: list[float]) -> bool:
+    """Every adapted layer's factor ~0: LARC has stopped all learning."""
+    return bool(factors) and max(factors) < 1e-6
+
+
+class Reporter:
+    """Rank 0's event file; other ranks hold a Reporter that writes nothing."""
+
+    def __init__(self, paths: RunPaths, d: Dist, truncate_to: int | None) -> None:
+        self.writer = None
+        if d.is_main:
+            if truncate_to is not None and paths.rank0_events.exists():
+                # Events after the checkpoint are redone: drop them, no duplicates, no gaps.
+                with open(paths.rank0_events, "r+b") as f:
+                    f.truncate(truncate_to)
+            self.writer = EventWriter(paths.rank0_events)
+
+    def emit(self, kind: str, **fields: object) -> None:
+        if self.writer is not None:
+            self.writer.emit(kind, **fields)
+
+    def offset(self) -> int:
+        return self.writer.path.stat().st_size if self.writer is not None else 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(run: RunConfig, paths: RunPaths, d: Dist, stop: StopRequest) -> None:
     torch.manual_seed(run.train.seed)
     data = build_data(run)
     pin = d.device.type == "cuda"
@@ -151,37 +208,53 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
     parts = build_parts(run, d, data.num_classes, plan)
     ddp, optimizer, scheduler, scaler = parts.ddp, parts.optimizer, parts.scheduler, parts.scaler
     identity = gather_identity(d)
-
-    writer = EventWriter(paths.rank0_events) if d.is_main else None
-
-    def emit(kind: str, **fields: object) -> None:
-        if writer is not None:
-            writer.emit(kind, **fields)
-
-    emit(
-        "run_start",
-        run_id=run.run_id,
-        config=run.to_dict(),
-        world_size=d.world,
-        nnodes=run.launch.nnodes,
-        local_world_size=d.local_world,
-        backend=run.backend,
-        device=d.device.type,
-        device_names=[i[2] for i in identity],
-        hosts=[i[1] for i in identity],
-        pids=[i[0] for i in identity],
-        torch_version=torch.__version__,
-        train_images=len(data.train),
-        val_images=len(data.val),
-        global_batch=run.train.batch_size,
-        per_rank_batch=run.per_rank_batch,
-        lr=run.lr,
-        steps_per_epoch=plan.steps_per_epoch,
-        total_steps=plan.total_steps,
-        warmup_steps=plan.warmup_steps,
-        epochs=run.train.epochs,
-        start_epoch=1,
-    )
+    loaded = checkpoint.load_latest(paths.checkpoints_dir, run.run_id)
+    if loaded is not None:
+        checkpoint.restore(parts, loaded)
+    pos = loaded.position if loaded else checkpoint.Position(1, 0, 0, 0.0, 0)
+    if pos.epoch_step >= plan.steps_per_epoch:  # saved at an epoch's end: start the next
+        pos = checkpoint.Position(pos.epoch + 1, 0, pos.step, pos.train_seconds, pos.events_offset)
+    out = Reporter(paths, d, pos.events_offset if loaded else None)
+    emit = out.emit
+    ranks = {
+        "world_size": d.world,
+        "device_names": [i[2] for i in identity],
+        "hosts": [i[1] for i in identity],
+        "pids": [i[0] for i in identity],
+    }
+    if loaded is None:
+        emit(
+            "run_start",
+            run_id=run.run_id,
+            config=run.to_dict(),
+            nnodes=run.launch.nnodes,
+            local_world_size=d.local_world,
+            backend=run.backend,
+            device=d.device.type,
+            torch_version=torch.__version__,
+            train_images=len(data.train),
+            val_images=len(data.val),
+            global_batch=run.train.batch_size,
+            per_rank_batch=run.per_rank_batch,
+            lr=run.lr,
+            steps_per_epoch=plan.steps_per_epoch,
+            total_steps=plan.total_steps,
+            warmup_steps=plan.warmup_steps,
+            epochs=run.train.epochs,
+            start_epoch=1,
+            **ranks,
+        )
+    else:
+        emit(
+            "resume",
+            epoch=pos.epoch,
+            epoch_step=pos.epoch_step,
+            step=pos.step,
+            checkpoint=loaded.path.name,
+            skipped_checkpoints=loaded.skipped,
+            restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
+            **ranks,
+        )
     started = time.perf_counter()
     if run.train.mode == "throughput":
         from larsbench.train.throughput import run_throughput
@@ -196,15 +269,27 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
             train_seconds=0.0,
             wall_seconds=time.perf_counter() - started,
         )
+        out.close()
         return
-    step, train_seconds, status, reason = 0, 0.0, "completed", ""
-    for epoch in range(1, run.train.epochs + 1):
+
+    def save(epoch: int, epoch_step: int) -> None:
+        if d.is_main:
+            at = checkpoint.Position(epoch, epoch_step, step, train_seconds, out.offset())
+            path = checkpoint.save(paths.checkpoints_dir, parts, at, run.run_id)
+            emit("checkpoint", epoch=epoch, epoch_step=epoch_step, step=step, file=path.name)
+
+    step, train_seconds, status, reason = pos.step, pos.train_seconds, "completed", ""
+    losses: list[float] = []
+    epoch = pos.epoch
+    for epoch in range(pos.epoch, run.train.epochs + 1):
+        skip = pos.epoch_step if epoch == pos.epoch else 0
         sampler.set_epoch(epoch)
+        sampler.skip = skip * run.per_rank_batch
         epoch_started = time.perf_counter()
         epoch_loss, epoch_steps, epoch_images = 0.0, 0, 0
         interval = Interval(d.device)
         fetch_started = time.perf_counter()
-        for epoch_step, (images, labels) in enumerate(loader, start=1):
+        for epoch_step, (images, labels) in enumerate(loader, start=skip + 1):
             data_seconds = time.perf_counter() - fetch_started
             images, labels = to_device(images, labels, d, run)
             with autocast(run, d):
@@ -219,11 +304,11 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
             interval.add(loss, labels.shape[0], data_seconds)
             last = epoch_step == plan.steps_per_epoch
             if step % run.train.log_every == 0 or last:
-                report = report_interval(interval, d)
+                report = report_interval(interval, d, stop.requested)
                 epoch_loss += report["loss"] * interval.steps
                 epoch_steps += interval.steps
                 epoch_images += interval.images * d.world  # equal per-rank batches
-                nonfinite = report.pop("nonfinite")
+                nonfinite, stopping = report.pop("nonfinite"), report.pop("stop")
                 emit(
                     "step",
                     epoch=epoch,
@@ -235,12 +320,26 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
                 )
                 if nonfinite:  # every rank saw the same gathered flag: all stop together
                     status, reason = "diverged", f"non-finite loss at step {step}"
+                elif exploded(losses, report["loss"], run.train.divergence_factor):
+                    status = "diverged"
+                    reason = (
+                        f"loss {report['loss']:.4g} at step {step} exceeds "
+                        f"{run.train.divergence_factor:g}x its running median "
+                        f"{statistics.median(losses[-20:]):.4g}"
+                    )
+                elif stopping:
+                    status, reason = "stopped", f"stopped at step {step}, checkpointed"
+                    train_seconds += time.perf_counter() - epoch_started
+                    epoch_started = time.perf_counter()
+                    save(epoch, epoch_step)
+                losses.append(report["loss"])
+                if status != "completed":
                     break
                 interval = Interval(d.device)
-            if d.is_main and run.optimizer.name == "larc":
+            if run.optimizer.name == "larc":
                 stats_every = run.optimizer.stats_every
                 if stats_every and step % stats_every == 0:
-                    fields = trust_event(optimizer, parts.names)
+                    fields = trust_event(optimizer, parts.names)  # on every rank: same values
                     if fields:
                         emit(
                             "trust",
@@ -249,11 +348,19 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
                             lr=optimizer.param_groups[0]["lr"],
                             **fields,
                         )
+                        if trust_collapsed(fields["factor"]):
+                            status = "diverged"
+                            reason = (
+                                f"LARC trust ratios collapsed to 0 in every layer at step {step}"
+                            )
+                            break
             if last:
                 break
             fetch_started = time.perf_counter()
         epoch_seconds = time.perf_counter() - epoch_started
         train_seconds += epoch_seconds
+        if status == "stopped":
+            break
         emit(
             "epoch",
             epoch=epoch,
@@ -276,6 +383,9 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
                 seconds=time.perf_counter() - eval_started,
                 **metrics,
             )
+        every = run.train.checkpoint_every
+        if every and (epoch % every == 0 or epoch == run.train.epochs):
+            save(epoch, plan.steps_per_epoch)
     emit(
         "run_end",
         status=status,
@@ -285,8 +395,7 @@ def train(run: RunConfig, paths: RunPaths, d: Dist) -> None:
         train_seconds=train_seconds,
         wall_seconds=time.perf_counter() - started,
     )
-    if writer is not None:
-        writer.close()
+    out.close()
 
 
 @record
@@ -299,9 +408,10 @@ def main(argv: list[str] | None = None) -> None:
     if config is None:
         raise SystemExit(f"{paths.config}: missing or not JSON")
     run = RunConfig.from_dict(config)
+    stop = StopRequest()
     d = setup_distributed(run)
     try:
-        train(run, paths, d)
+        train(run, paths, d, stop)
     finally:
         dist.destroy_process_group()
 

@@ -1,0 +1,110 @@
+"""Checkpoints of a run: written atomically by rank 0, the last two kept, read back on resume."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from larsbench.train.setup import Parts
+
+KEEP = 2
+PREFIX = "ckpt-"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where training stands: `epoch_step` steps of `epoch` are done (0: none of it)."""
+
+    epoch: int
+    epoch_step: int
+    step: int
+    train_seconds: float
+    events_offset: int
+
+
+def _name(pos: Position) -> str:
+    return f"{PREFIX}{pos.step:09d}.pt"
+
+
+def checkpoints(directory: Path) -> list[Path]:
+    """Complete checkpoints, newest first (temporary files are never listed)."""
+    return sorted(directory.glob(f"{PREFIX}*.pt"), reverse=True)
+
+
+def save(directory: Path, parts: Parts, pos: Position, run_id: str) -> Path:
+    """Temp file, fsync, rename, then fsync the directory; older ones beyond KEEP removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        "run_id": run_id,
+        "position": pos.__dict__,
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(),
+        },
+    }
+    final = directory / _name(pos)
+    tmp = directory / f".{final.name}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for old in checkpoints(directory)[KEEP:]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+@dataclass
+class Loaded:
+    path: Path
+    position: Position
+    state: dict[str, Any]
+    skipped: list[str]
+
+
+def load_latest(directory: Path, run_id: str) -> Loaded | None:
+    """The newest checkpoint that reads back; unreadable ones are skipped and named."""
+    skipped: list[str] = []
+    for path in checkpoints(directory):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if state.get("run_id") != run_id:
+                raise ValueError(f"belongs to run {state.get('run_id')!r}")
+            position = Position(**state["position"])
+        except Exception as err:
+            skipped.append(f"{path.name}: {type(err).__name__}: {err}"[:300])
+            continue
+        return Loaded(path, position, state, skipped)
+    if skipped:
+        raise ValueError(
+            f"{directory}: no readable checkpoint ({'; '.join(skipped)}); "
+            "run again with --fresh to start over"
+        )
+    return None
+
+
+def restore(parts: Parts, loaded: Loaded) -> None:
+    s = loaded.state
+    parts.model.load_state_dict(s["model"])
+    parts.optimizer.load_state_dict(s["optimizer"])
+    parts.scheduler.load_state_dict(s["scheduler"])
+    parts.scaler.load_state_dict(s["scaler"])
+    torch.set_rng_state(s["rng"]["torch"])
+    if s["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    random.setstate(s["rng"]["python"])
