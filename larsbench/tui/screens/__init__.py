@@ -1,0 +1,1 @@
+"""The app's screens: configure (start), live, results, and the small dialogs."""

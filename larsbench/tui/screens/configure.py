@@ -1,0 +1,387 @@
+"""The configure (start) screen: pick a profile or recent sweep, edit, validate, preview, launch."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    OptionList,
+    Select,
+    Static,
+)
+from textual.widgets.option_list import Option
+
+from larsbench.tui import runner_control
+from larsbench.tui.discover import ProfileEntry, SweepEntry, find_profiles, find_sweeps
+from larsbench.tui.form import EXTRA, FIELDS, FieldSpec, FormResult, ProfileForm, lr_text
+from larsbench.tui.screens.dialogs import ConfirmDialog, NameDialog
+from larsbench.tui.tomltext import dump_profile
+
+if TYPE_CHECKING:
+    from larsbench.tui.app import LarsbenchApp
+
+VALIDATE_DELAY = 0.15  # seconds of typing pause before the form is validated again
+PREVIEW_COLUMNS = ("run", "batch", "ranks x /rank", "lr", "optimizer", "tc", "epochs", "steps/ep")
+
+
+def _wid(key: str) -> str:
+    return "f-" + key.replace(".", "-").replace("_", "-")
+
+
+class ConfigureScreen(Screen[None]):
+    """Profiles and recent sweeps on the left; the form, its errors and the run preview."""
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (120, "-wide"),
+    ]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "launch", "Launch", priority=True),
+        Binding("ctrl+s", "save_profile", "Save as profile", priority=True),
+        Binding("w", "watch_selected", "Watch sweep"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="configure")
+        self.form: ProfileForm | None = None
+        self.profile_path: Path | None = None
+        self.result: FormResult | None = None
+        self._timer: Timer | None = None
+        self._entries: dict[str, ProfileEntry | SweepEntry] = {}
+        self._ids: dict[str, str] = {_wid(f.key): f.key for f in FIELDS}
+
+    @property
+    def lapp(self) -> LarsbenchApp:
+        return cast("LarsbenchApp", self.app)
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" larsbench ", style="bold reverse"), id="configure-header")
+        with Horizontal(id="configure-main"):
+            with Vertical(id="picker-box", classes="panel"):
+                yield OptionList(id="picker")
+            with VerticalScroll(id="form-box"):
+                yield Static(id="form-title")
+                yield Grid(id="fields")
+                with Horizontal(classes="field-row wide-row"):
+                    yield Label("more --set", classes="field-label")
+                    yield Input(
+                        placeholder="train.momentum=0.95; data.image_size=32",
+                        id="f-extra",
+                        compact=True,
+                    )
+                yield Static(id="e-extra", classes="field-error")
+                with Horizontal(classes="field-row wide-row"):
+                    yield Label("output folder", classes="field-label")
+                    yield Input(id="out-dir", compact=True)
+                with Horizontal(id="form-buttons"):
+                    yield Button("Launch (ctrl+r)", id="launch", variant="success", compact=True)
+                    yield Button("Save as profile (ctrl+s)", id="save", compact=True)
+                yield Static(id="general-errors")
+                yield Static(id="preview-title")
+                yield DataTable(id="preview", cursor_type="none", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#picker-box").border_title = "Profiles & sweeps"
+        table = self.query_one("#preview", DataTable)
+        table.add_columns(*PREVIEW_COLUMNS)
+        self.refresh_picker()
+        readable = [
+            e for e in self._entries.values() if isinstance(e, ProfileEntry) and not e.error
+        ]
+        # The smoke profile first when there is one: it runs anywhere in minutes.
+        first = next((e for e in readable if e.name == "smoke"), readable[0] if readable else None)
+        if first is not None:
+            self.load_profile(first.path)
+        else:
+            self.query_one("#form-title", Static).update(
+                Text("No profiles found in " + ", ".join(map(str, self.lapp.profiles_dirs)))
+            )
+        self.query_one("#picker", OptionList).focus()
+
+    def refresh_picker(self) -> None:
+        picker = self.query_one("#picker", OptionList)
+        picker.clear_options()
+        self._entries.clear()
+        options: list[Option] = [Option(Text("Profiles", style="bold"), disabled=True)]
+        for p in find_profiles(self.lapp.profiles_dirs):
+            oid = f"profile:{p.path}"
+            self._entries[oid] = p
+            label = Text(f"  {p.name}")
+            if p.error:
+                label.append("  (unreadable)", style="red")
+            options.append(Option(label, id=oid))
+        sweeps = find_sweeps(self.lapp.runs_dir)
+        options.append(Option(Text("Recent sweeps", style="bold"), disabled=True))
+        if not sweeps:
+            options.append(
+                Option(Text(f"  none in {self.lapp.runs_dir.name}/", "dim"), disabled=True)
+            )
+        for s in sweeps:
+            oid = f"sweep:{s.path}"
+            self._entries[oid] = s
+            label = Text(f"  {s.path.name} ")
+            label.append(f"({s.label})", style="green" if s.state == "running" else "dim")
+            options.append(Option(label, id=oid))
+        picker.add_options(options)
+
+    # --- loading a profile into the form -------------------------------------------------------
+
+    def load_profile(self, path: Path) -> None:
+        title = self.query_one("#form-title", Static)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            title.update(Text(f"{path}: {err}", style="bold red"))
+            return
+        self.profile_path = path
+        self.form = ProfileForm(raw, self.lapp.machine)
+        name = str(raw.get("name") or path.stem)
+        t = Text()
+        t.append(f"{name}", style="bold")
+        t.append(f"  {self._short(path)}", style="dim")
+        if raw.get("description"):
+            t.append(f"\n{raw['description']}", style="italic")
+        title.update(t)
+        grid = self.query_one("#fields", Grid)
+        grid.remove_children()
+        grid.mount_all(self._field_widgets(self.form))
+        # Selects finish composing after this frame; repaint once they have.
+        self.call_after_refresh(self.refresh, layout=True)
+        self.query_one("#f-extra", Input).value = ""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.lapp.clock()))
+        self.query_one("#out-dir", Input).value = str(
+            self._short(self.lapp.runs_dir / f"{name}-{stamp}")
+        )
+        self.validate_now()
+
+    @staticmethod
+    def _short(path: Path) -> Path:
+        try:
+            return path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            return path
+
+    def _field_widgets(self, form: ProfileForm) -> list[Vertical]:
+        out = []
+        for spec in FIELDS:
+            out.append(
+                Vertical(
+                    Horizontal(
+                        Label(spec.label, classes="field-label"),
+                        self._control(spec, form),
+                        classes="field-row",
+                    ),
+                    Static(id=f"e-{_wid(spec.key)}", classes="field-error"),
+                    classes="field",
+                )
+            )
+        return out
+
+    def _control(self, spec: FieldSpec, form: ProfileForm) -> Any:
+        value = form.initial[spec.key]
+        kind = form.kind(spec)
+        wid = _wid(spec.key)
+        if kind == "bool":
+            return Checkbox(value=bool(value), id=wid)
+        if kind == "choice" and value in spec.choices:
+            return Select(
+                [(c, c) for c in spec.choices],
+                value=value,
+                allow_blank=False,
+                id=wid,
+                compact=True,
+            )
+        return Input(str(value), placeholder=spec.hint, id=wid, compact=True, tooltip=spec.hint)
+
+    # --- validation -----------------------------------------------------------------------------
+
+    def _values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for wid, key in self._ids.items():
+            try:
+                widget = self.query_one(f"#{wid}")
+            except Exception:
+                continue
+            if isinstance(widget, (Input, Checkbox, Select)):
+                values[key] = widget.value
+        return values
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in self._ids or event.input.id == "f-extra":
+            self._schedule()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._schedule()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(VALIDATE_DELAY, self.validate_now)
+
+    def validate_now(self) -> FormResult | None:
+        """Run the CLI's validator over the form and show errors and the preview."""
+        if self.form is None:
+            return None
+        extra = self.query_one("#f-extra", Input).value
+        result = self.form.validate(self._values(), extra)
+        self.result = result
+        for wid, key in [*self._ids.items(), ("f-extra", EXTRA)]:
+            try:
+                err = self.query_one(f"#e-{wid}", Static)
+                control = self.query_one(f"#{wid}")
+            except Exception:
+                continue
+            message = result.errors.get(key, "")
+            err.update(Text(message, style="bold red"))
+            err.display = bool(message)
+            control.set_class(bool(message), "-invalid")
+        general = self.query_one("#general-errors", Static)
+        general.update(Text("\n".join(result.general), style="bold red"))
+        general.display = bool(result.general)
+        self._fill_preview(result)
+        return result
+
+    def _fill_preview(self, result: FormResult) -> None:
+        table = self.query_one("#preview", DataTable)
+        table.clear()
+        title = self.query_one("#preview-title", Static)
+        if not result.ok:
+            n = len(result.errors) + len(result.general)
+            title.update(Text(f"Runs: fix {n} error{'s' * (n != 1)} above", style="bold red"))
+            return
+        title.update(Text(f"Runs ({len(result.rows)}), as `larsbench run` would expand them"))
+        for r in result.rows:
+            table.add_row(
+                r.run_id,
+                Text(str(r.batch_size), justify="right"),
+                Text(f"{r.world_size} x {r.per_rank_batch}", justify="right"),
+                Text(lr_text(r.lr), justify="right"),
+                r.optimizer,
+                Text(f"{r.trust_coefficient:g}" if r.trust_coefficient is not None else ""),
+                Text(str(r.epochs), justify="right"),
+                Text(
+                    str(r.steps_per_epoch) if r.steps_per_epoch is not None else "?",
+                    justify="right",
+                ),
+            )
+
+    # --- picker -------------------------------------------------------------------------------
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        entry = self._entries.get(event.option.id or "")
+        if isinstance(entry, ProfileEntry):
+            self.load_profile(entry.path)
+        elif isinstance(entry, SweepEntry):
+            self.load_profile(entry.path / "profile.toml")
+
+    def _highlighted(self) -> ProfileEntry | SweepEntry | None:
+        picker = self.query_one("#picker", OptionList)
+        if picker.highlighted is None:
+            return None
+        option = picker.get_option_at_index(picker.highlighted)
+        return self._entries.get(option.id or "")
+
+    def action_watch_selected(self) -> None:
+        entry = self._highlighted()
+        if isinstance(entry, SweepEntry):
+            self.lapp.attach(entry.path)
+        else:
+            self.notify("Highlight a recent sweep to watch it.", severity="warning")
+
+    # --- launch and save ------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "launch":
+            self.action_launch()
+        elif event.button.id == "save":
+            self.action_save_profile()
+
+    def action_launch(self) -> None:
+        result = self.validate_now()
+        if result is None or not result.ok or self.profile_path is None:
+            self.notify("Fix the errors first.", severity="error")
+            return
+        out_text = self.query_one("#out-dir", Input).value.strip()
+        if not out_text:
+            self.notify("Give an output folder.", severity="error")
+            return
+        out = Path(out_text)
+        profile = self.profile_path
+        set_args = result.set_args()
+
+        def go(yes: bool | None = True) -> None:
+            if not yes:
+                return
+            try:
+                process = runner_control.launch_sweep(profile, out, set_args)
+            except OSError as err:
+                self.notify(f"Could not start larsbench run: {err}", severity="error")
+                return
+            self.lapp.attach(out, process=process)
+
+        if (out / "sweep.json").exists():
+            self.app.push_screen(
+                ConfirmDialog(
+                    f"{out} holds a sweep already. Run it again? Completed runs are skipped.",
+                    "Run again",
+                ),
+                go,
+            )
+        else:
+            go()
+
+    def action_save_profile(self) -> None:
+        result = self.validate_now()
+        if result is None or not result.ok:
+            self.notify("Fix the errors first.", severity="error")
+            return
+        current = str(result.raw.get("name") or "profile")
+
+        def save(name: str | None) -> None:
+            if not name:
+                return
+            folder = self.lapp.profiles_dirs[0]
+            path = folder / f"{name}.toml"
+            raw = {**result.raw, "name": name}
+
+            def write(yes: bool | None = True) -> None:
+                if not yes:
+                    return
+                folder.mkdir(parents=True, exist_ok=True)
+                header = f"{name}: saved from the larsbench app"
+                if self.profile_path is not None:
+                    header += f" (edited from {self.profile_path.name})"
+                path.write_text(dump_profile(raw, header), encoding="utf-8")
+                self.notify(f"Saved {self._short(path)}")
+                self.refresh_picker()
+
+            if path.exists():
+                self.app.push_screen(ConfirmDialog(f"Replace {path}?", "Replace"), write)
+            else:
+                write()
+
+        self.app.push_screen(
+            NameDialog("Save the form as profile (name):", f"{current}-edit"), save
+        )

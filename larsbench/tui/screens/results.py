@@ -1,0 +1,240 @@
+"""The results screen: one row per run (summary columns), sortable; scatter; recommendation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from larsbench.summary import SORT_KEYS, summary_rows
+from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
+from larsbench.tui.format import is_num
+from larsbench.tui.sweepview import SweepView
+from larsbench.tui.widgets.plots import Point, ScatterPlot
+
+if TYPE_CHECKING:
+    from larsbench.tui.app import LarsbenchApp
+
+# The sort keys `o` cycles through, in this order (any summary column sorts on a header click).
+SORT_CYCLE = ("top1", "images_per_sec", "train_seconds", "batch_size", "sweep")
+SORT_NAMES = {
+    "top1": "top-1",
+    "images_per_sec": "img/s",
+    "train_seconds": "train time",
+    "batch_size": "batch",
+    "sweep": "sweep order",
+}
+
+
+def results_header(view: SweepView | None, sort: str, reverse: bool) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" larsbench ", style="bold reverse")
+    if view is None:
+        return t
+    t.append(f"  results: {view.name}", style="bold")
+    states: dict[str, int] = {}
+    for r in view.runs:
+        states[r.state] = states.get(r.state, 0) + 1
+    t.append("  " + ", ".join(f"{n} {s}" for s, n in states.items()))
+    if view.live:
+        t.append("  (sweep running)", style="green")
+    order = SORT_NAMES.get(sort, sort)
+    t.append(f"  sorted by {order}{' reversed' if reverse else ''} (o / O)", style="dim")
+    return t
+
+
+def scatter_points(view: SweepView) -> list[Point]:
+    """The runs with a measured top-1 and speed, labelled by run id; unfinished ones as x."""
+    points = []
+    for r in view.results:
+        if is_num(r.top1) and is_num(r.images_per_sec) and r.images_per_sec > 0:
+            done = r.status == "completed"
+            points.append(
+                Point(
+                    r.run_id if done else f"{r.run_id} ({r.status})",
+                    float(r.images_per_sec),
+                    float(r.top1),
+                    r.run_id in view.frontier,
+                    ("^" if r.optimizer == "larc" else "o") if done else "x",
+                )
+            )
+    return points
+
+
+# Columns dropped first when the table is wider than the screen (80 columns must show
+# run, batch, lr, optimizer, tc, top-1, img/s and the frontier).
+DROP_ORDER = (
+    "time_to_best_seconds",
+    "top5",
+    "best_top1",
+    "input_bound",
+    "power_w_mean",
+    "gpu_mem_max_gib",
+    "energy_j_per_image",
+    "gpu_util_mean",
+    "images_per_sec_per_gpu",
+    "epochs",
+    "model",
+    "train_seconds",
+    "lr",
+    "trust_coefficient",
+    "status",
+)
+
+
+def fit_columns(
+    columns: list[tuple[str, str, str]], headers: list[str], cells: list[list[str]], width: int
+) -> list[int]:
+    """Indexes of the columns to show so that the table fits `width` cells."""
+    # DataTable pads each cell by one on both sides; the sort column's header gets " ▼".
+    widths = [max([len(h) + 2, *(len(c[i]) for c in cells)]) + 2 for i, h in enumerate(headers)]
+    keep = list(range(len(columns)))
+    for key in DROP_ORDER:
+        if sum(widths[i] for i in keep) <= width:
+            break
+        keep = [i for i in keep if columns[i][0] != key]
+    return keep
+
+
+class ResultsScreen(Screen[None]):
+    """Compare runs: the summary's rows and frontier, and its recommendation."""
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (120, "-wide"),
+    ]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "cycle_sort(1)", "Sort"),
+        Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("enter", "open_run", "Open run", show=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="results")
+        self._view: SweepView | None = None
+        self.sort = "top1"
+        self.reverse = False
+        self._row_ids: list[str] = []
+        self._columns: list[tuple[str, str, str]] = []
+        self._table_key: tuple[Any, ...] | None = None
+
+    @property
+    def lapp(self) -> LarsbenchApp:
+        return cast("LarsbenchApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static(results_header(None, self.sort, self.reverse), id="results-header")
+        with VerticalScroll(id="results-body"):
+            yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="results-lower"):
+                yield ScatterPlot(id="scatter")
+                with VerticalScroll(id="recommendation-box", classes="panel"):
+                    yield Static(id="recommendation")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#recommendation-box").border_title = "Recommendation"
+        if self.lapp.view is not None:
+            self.show_view(self.lapp.view)
+
+    def on_screen_resume(self) -> None:
+        if self.lapp.view is not None and self.lapp.view is not self._view:
+            self.show_view(self.lapp.view)
+
+    def on_resize(self) -> None:
+        self._fill_table()
+
+    def show_view(self, view: SweepView) -> None:
+        self._view = view
+        self.query_one("#results-header", Static).update(
+            results_header(view, self.sort, self.reverse)
+        )
+        self._fill_table()
+        title = "top-1 % vs img/s   ● sgd  ▲ larc  × not completed  ─ frontier"
+        self.query_one(ScatterPlot).show(scatter_points(view), title)
+        rec = view.recommendation.removeprefix("Recommendation: ")
+        rec = rec or "No recommendation yet: no run has finished."
+        self.query_one("#recommendation", Static).update(rec)
+
+    def _fill_table(self) -> None:
+        view = self._view
+        if view is None:
+            return
+        key = (view.results_seq, view.root, self.sort, self.reverse, self.app.size.width)
+        if key == self._table_key:
+            return
+        self._table_key = key
+        rows = summary_rows(list(view.results), sort=self.sort, frontier=set(view.frontier))
+        if self.reverse:
+            rows = rows[::-1]
+        table = self.query_one("#results-table", DataTable)
+        selected = self._row_ids[table.cursor_row] if self._row_ids and table.row_count else None
+        table.clear(columns=True)
+        headers, cells, right = table_cells(rows)
+        columns = table_columns(rows)
+        keep = fit_columns(columns, headers, cells, self.app.size.width - 2)
+        self._columns = [columns[i] for i in keep]
+        headers = [headers[i] for i in keep]
+        right = [right[i] for i in keep]
+        cells = [[row[i] for i in keep] for row in cells]
+        for (col_key, _, _), header in zip(self._columns, headers, strict=True):
+            marker = (" ▼" if not self.reverse else " ▲") if col_key == self.sort else ""
+            table.add_column(header + marker, key=col_key)
+        self._row_ids = [str(r["run_id"]) for r in rows]
+        for row, values in zip(rows, cells, strict=True):
+            style = ""
+            if row.get("status") in DID_NOT_FINISH:
+                style = "red"
+            elif row.get("status") != "completed":
+                style = "dim"
+            elif row.get("pareto"):
+                style = "bold"
+            table.add_row(
+                *(
+                    Text(v, style=style, justify="right" if r else "left")
+                    for v, r in zip(values, right, strict=True)
+                ),
+                key=str(row["run_id"]),
+            )
+        if selected in self._row_ids:
+            table.move_cursor(row=self._row_ids.index(selected))
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def _set_sort(self, key: str, reverse: bool = False) -> None:
+        self.sort, self.reverse = key, reverse
+        if self._view is not None:
+            self.show_view(self._view)
+
+    def action_cycle_sort(self, delta: int) -> None:
+        i = SORT_CYCLE.index(self.sort) if self.sort in SORT_CYCLE else -1
+        self._set_sort(SORT_CYCLE[(i + delta) % len(SORT_CYCLE)])
+
+    def action_reverse_sort(self) -> None:
+        self._set_sort(self.sort, not self.reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == "run_id":
+            key = "sweep"
+        if key in SORT_KEYS:
+            self._set_sort(key, not self.reverse if key == self.sort else False)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self._open(str(event.row_key.value))
+
+    def action_open_run(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        if self._row_ids and 0 <= table.cursor_row < len(self._row_ids):
+            self._open(self._row_ids[table.cursor_row])
+
+    def _open(self, run_id: str) -> None:
+        if self.lapp.watcher is not None:
+            self.lapp.watcher.focus(run_id)
+        self.lapp.switch_mode("live")

@@ -1,0 +1,708 @@
+"""Pure folding of one run's events into bounded, immutable view state (no Textual, no I/O)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD, STRAGGLER_RATIO
+from larsbench.tui.format import is_num
+
+# Bounds that keep memory flat over a 90-epoch run whatever the event rate.
+CURVE_POINTS = 600  # per curve; older points are merged pairwise when it fills
+RANK_CURVE_POINTS = 300
+MAX_RANK_CURVES = 16  # beyond this only the global throughput is plotted
+SPARK_SAMPLES = 40  # per device / rank utilisation sparkline
+HEAT_COLUMNS = 240  # trust-ratio snapshots kept per layer (merged in log space when full)
+RATE_WINDOW = 30  # step events used for the current step rate (ETA)
+LOG_LINES = 200
+
+# The input-bound and straggler rules are the telemetry summary's, so that the live screen and
+# summary.md flag the same runs: data wait above INPUT_BOUND_THRESHOLD of step time; a rank
+# slower than STRAGGLER_RATIO times the median rank.
+
+
+def _f(value: Any) -> float:
+    return float(value) if is_num(value) else math.nan
+
+
+def _pick(d: dict[str, Any], *names: str) -> Any:
+    """The first of several field names present (event field names have changed once)."""
+    for name in names:
+        value = d.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """An immutable (x, y) series for a plot; `version` changes whenever the points do."""
+
+    xs: tuple[float, ...] = ()
+    ys: tuple[float, ...] = ()
+    version: int = 0
+
+
+class Series:
+    """A bounded series that keeps the whole history by halving its resolution when full.
+
+    Points are averaged `stride` at a time; when `capacity` points are stored, neighbours are
+    merged pairwise and the stride doubles. Memory is O(capacity) for any run length.
+    """
+
+    def __init__(self, capacity: int = CURVE_POINTS) -> None:
+        self.capacity = max(4, capacity - capacity % 2)
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.stride = 1
+        self._px = 0.0
+        self._psum = 0.0
+        self._pn = 0
+        self.version = 0
+        self._cache: Curve = Curve()
+
+    def __len__(self) -> int:
+        return len(self.xs) + (1 if self._pn else 0)
+
+    def add(self, x: Any, y: Any) -> None:
+        if not (is_num(x) and is_num(y)):
+            return
+        self._px = float(x)
+        self._psum += float(y)
+        self._pn += 1
+        self.version += 1
+        if self._pn >= self.stride:
+            self.xs.append(self._px)
+            self.ys.append(self._psum / self._pn)
+            self._psum, self._pn = 0.0, 0
+            if len(self.xs) >= self.capacity:
+                self._halve()
+
+    def _halve(self) -> None:
+        self.xs = self.xs[1::2]
+        self.ys = [(a + b) / 2 for a, b in zip(self.ys[0::2], self.ys[1::2], strict=True)]
+        self.stride *= 2
+
+    @property
+    def last(self) -> float:
+        if self._pn:
+            return self._psum / self._pn
+        return self.ys[-1] if self.ys else math.nan
+
+    def curve(self) -> Curve:
+        if self._cache.version != self.version:
+            xs, ys = list(self.xs), list(self.ys)
+            if self._pn:  # the bucket being filled, so the plot reaches the newest point
+                xs.append(self._px)
+                ys.append(self._psum / self._pn)
+            self._cache = Curve(tuple(xs), tuple(ys), self.version)
+        return self._cache
+
+
+@dataclass(frozen=True)
+class LayerStat:
+    """How LARC treated one parameter tensor over the run so far."""
+
+    name: str
+    clipped_share: float  # share of snapshots in which clipping bit (factor < 1)
+    snapshots: int
+    last_factor: float
+    min_factor: float
+    local_lr: float
+    weight_norm: float
+    grad_norm: float
+
+
+@dataclass(frozen=True)
+class TrustView:
+    """Trust-ratio history: log10 of the applied factor per layer and snapshot column."""
+
+    layers: tuple[str, ...]
+    steps: tuple[float, ...]  # one per column
+    log_factors: tuple[tuple[float, ...], ...]  # [column][layer]; NaN where absent
+    stats: tuple[LayerStat, ...]  # in layer order
+    lr: float
+    snapshots: int
+    version: int
+
+
+class TrustHistory:
+    """Folds `trust` events: a bounded layer x time matrix plus per-layer clipping counts."""
+
+    def __init__(self, capacity: int = HEAT_COLUMNS) -> None:
+        self.capacity = max(4, capacity - capacity % 2)
+        self.layers: list[str] = []
+        self.index: dict[str, int] = {}
+        self.steps: list[float] = []
+        self.columns: list[array[float]] = []
+        self.stride = 1
+        self._pending: array[float] | None = None
+        self._pending_n = 0
+        self._pending_step = 0.0
+        self._counts: list[int] = []
+        self.clipped: list[int] = []
+        self.seen: list[int] = []
+        self.last_factor: list[float] = []
+        self.min_factor: list[float] = []
+        self.local_lr: list[float] = []
+        self.weight_norm: list[float] = []
+        self.grad_norm: list[float] = []
+        self.lr = math.nan
+        self.snapshots = 0
+        self.version = 0
+        self._cache: TrustView | None = None
+
+    def _layer(self, name: str) -> int:
+        i = self.index.get(name)
+        if i is None:
+            i = self.index[name] = len(self.layers)
+            self.layers.append(name)
+            for lst, init in (
+                (self.clipped, 0),
+                (self.seen, 0),
+                (self.last_factor, math.nan),
+                (self.min_factor, math.nan),
+                (self.local_lr, math.nan),
+                (self.weight_norm, math.nan),
+                (self.grad_norm, math.nan),
+            ):
+                lst.append(init)
+            for col in self.columns:
+                col.append(math.nan)
+            if self._pending is not None:
+                self._pending.append(0.0)
+        return i
+
+    def add(self, event: dict[str, Any]) -> None:
+        names = event.get("layers")
+        if not isinstance(names, list):
+            return
+        factor = event.get("factor") or []
+        clipped = event.get("clipped") or []
+        local = event.get("local_lr") or []
+        wn = event.get("weight_norm") or []
+        gn = event.get("grad_norm") or []
+
+        def at(lst: Any, i: int) -> Any:
+            return lst[i] if isinstance(lst, list) and i < len(lst) else None
+
+        col = array("d", [math.nan]) * len(self.layers)
+        for j, name in enumerate(names):
+            i = self._layer(str(name))
+            if len(col) < len(self.layers):
+                col.extend([math.nan] * (len(self.layers) - len(col)))
+            f = _f(at(factor, j))
+            col[i] = math.log10(f) if f > 0 else math.nan
+            self.seen[i] += 1
+            if at(clipped, j) is True or (not isinstance(at(clipped, j), bool) and f < 1):
+                self.clipped[i] += 1
+            self.last_factor[i] = f
+            if is_num(f) and not f >= self.min_factor[i]:
+                self.min_factor[i] = f
+            self.local_lr[i] = _f(at(local, j))
+            self.weight_norm[i] = _f(at(wn, j))
+            self.grad_norm[i] = _f(at(gn, j))
+        self.lr = _f(event.get("lr"))
+        self.snapshots += 1
+        self.version += 1
+        self._add_column(_f(event.get("step")), col)
+
+    def _add_column(self, step: float, col: array[float]) -> None:
+        # Average in log space, treating NaN as absent.
+        if self._pending is None:
+            self._pending = array("d", [0.0]) * len(col)
+            self._counts = [0] * len(col)
+        while len(self._pending) < len(col):
+            self._pending.append(0.0)
+            self._counts.append(0)
+        for i, v in enumerate(col):
+            if v == v:
+                self._pending[i] += v
+                self._counts[i] += 1
+        self._pending_n += 1
+        self._pending_step = step
+        if self._pending_n >= self.stride:
+            self.columns.append(self._mean_pending())
+            self.steps.append(self._pending_step)
+            self._pending, self._pending_n = None, 0
+            if len(self.columns) >= self.capacity:
+                merged = []
+                for a, b in zip(self.columns[0::2], self.columns[1::2], strict=True):
+                    merged.append(array("d", (_nanmean2(x, y) for x, y in zip(a, b, strict=True))))
+                self.columns = merged
+                self.steps = self.steps[1::2]
+                self.stride *= 2
+
+    def _mean_pending(self) -> array[float]:
+        assert self._pending is not None
+        return array(
+            "d",
+            (s / n if n else math.nan for s, n in zip(self._pending, self._counts, strict=True)),
+        )
+
+    def view(self) -> TrustView:
+        if self._cache is not None and self._cache.version == self.version:
+            return self._cache
+        n = len(self.layers)
+        cols = [tuple(c) + (math.nan,) * (n - len(c)) for c in self.columns]
+        steps = list(self.steps)
+        if self._pending is not None and self._pending_n:
+            cols.append(tuple(self._mean_pending()) + (math.nan,) * (n - len(self._pending)))
+            steps.append(self._pending_step)
+        stats = tuple(
+            LayerStat(
+                name=self.layers[i],
+                clipped_share=self.clipped[i] / self.seen[i] if self.seen[i] else math.nan,
+                snapshots=self.seen[i],
+                last_factor=self.last_factor[i],
+                min_factor=self.min_factor[i],
+                local_lr=self.local_lr[i],
+                weight_norm=self.weight_norm[i],
+                grad_norm=self.grad_norm[i],
+            )
+            for i in range(n)
+        )
+        self._cache = TrustView(
+            layers=tuple(self.layers),
+            steps=tuple(steps),
+            log_factors=tuple(cols),
+            stats=stats,
+            lr=self.lr,
+            snapshots=self.snapshots,
+            version=self.version,
+        )
+        return self._cache
+
+
+def _nanmean2(a: float, b: float) -> float:
+    if a != a:
+        return b
+    if b != b:
+        return a
+    return (a + b) / 2
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """One GPU's latest sample and its utilisation history."""
+
+    index: int | None
+    local_rank: int | None
+    name: str
+    util_gpu: float
+    util_mem: float
+    mem_used: float
+    mem_total: float
+    power_w: float
+    power_limit_w: float
+    temp_c: float
+    sm_clock_mhz: float
+    throttle: str
+    util_history: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RankView:
+    """One training process on a node: its CPU, memory and data-loader workers."""
+
+    local_rank: int | None
+    pid: int | None
+    cpu_percent: float
+    rss_bytes: float
+    workers: int | None
+    workers_cpu_percent: float
+    workers_rss_bytes: float
+    gpu_mem_bytes: float
+    cpu_history: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """The latest `system` sample of one node."""
+
+    node: str
+    source: str
+    t: float
+    devices: tuple[DeviceView, ...]
+    ranks: tuple[RankView, ...]
+    host_cpu_percent: float
+    host_mem_used: float
+    host_mem_total: float
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the live screen shows about one run, as an immutable snapshot."""
+
+    run_id: str
+    status: str = "queued"
+    reason: str = ""
+    model: str = ""
+    optimizer: str = ""
+    trust_coefficient: float | None = None
+    batch_size: int = 0
+    per_rank_batch: int = 0
+    world_size: int = 0
+    device: str = ""
+    peak_lr: float = math.nan
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    epoch_step: int = 0
+    loss: float = math.nan
+    lr: float = math.nan
+    images_per_sec: float = math.nan
+    rank_images_per_sec: tuple[float, ...] = ()
+    data_wait: float = math.nan
+    rank_data_wait: tuple[float, ...] = ()
+    input_bound: bool = False
+    straggler: int | None = None
+    top1: float = math.nan
+    top5: float = math.nan
+    best_top1: float = math.nan
+    best_epoch: int = 0
+    eta_seconds: float = math.nan
+    started_t: float = math.nan
+    last_event_t: float = math.nan
+    ended_t: float = math.nan
+    energy_per_image: float = math.nan
+    loss_curve: Curve = Curve()
+    lr_curve: Curve = Curve()
+    ips_curve: Curve = Curve()
+    rank_ips_curves: tuple[Curve, ...] = ()
+    top1_curve: Curve = Curve()
+    data_wait_curve: Curve = Curve()
+    nodes: tuple[NodeView, ...] = ()
+    trust: TrustView | None = None
+    log_lines: tuple[str, ...] = ()
+    log_total: int = 0
+    events_seen: int = 0
+
+    @property
+    def is_larc(self) -> bool:
+        return self.optimizer == "larc"
+
+
+@dataclass
+class RunState:
+    """Folds one run's config, status, events and log lines; `view()` snapshots it."""
+
+    run_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    start: dict[str, Any] = field(default_factory=dict)
+    last_step: dict[str, Any] = field(default_factory=dict)
+    end: dict[str, Any] = field(default_factory=dict)
+    top1: float = math.nan
+    top5: float = math.nan
+    best_top1: float = math.nan
+    best_epoch: int = 0
+    eval_seconds: float = math.nan
+    last_event_t: float = math.nan
+    events_seen: int = 0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.loss = Series()
+        self.lr = Series()
+        self.ips = Series()
+        self.rank_ips: list[Series] = []
+        self.top1_series = Series()
+        self.data_wait = Series()
+        self.trust = TrustHistory()
+        self.rate: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW)
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.device_names: dict[tuple[str, Any], str] = {}
+        self.util_rings: dict[tuple[str, Any], deque[float]] = {}
+        self.cpu_rings: dict[tuple[str, Any], deque[float]] = {}
+        self.energy0: tuple[float, float] | None = None  # (joules, images) at first sample
+        self.energy_now: tuple[float, float] | None = None
+        self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.log_total = 0
+        self._view: RunView | None = None
+        self._view_version = -1
+
+    # --- input ----------------------------------------------------------------------------
+
+    def set_config(self, config: dict[str, Any]) -> None:
+        if config != self.config:
+            self.config = dict(config)
+            self.version += 1
+
+    def set_status(self, status: dict[str, Any]) -> None:
+        if status != self.status:
+            self.status = dict(status)
+            self.version += 1
+
+    def add_log_lines(self, lines: list[str]) -> None:
+        if lines:
+            self.log.extend(lines)
+            self.log_total += len(lines)
+            self.version += 1
+
+    def add(self, source: str, event: dict[str, Any]) -> None:
+        """Fold one event from `source` (rank0, system-NODE); unknown kinds are ignored."""
+        kind = event.get("kind")
+        t = _f(event.get("t"))
+        self.events_seen += 1
+        if is_num(t) and not t <= self.last_event_t:
+            self.last_event_t = t
+        handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
+        if handler is not None:
+            handler(self, event)
+            self.version += 1
+
+    def _on_run_start(self, e: dict[str, Any]) -> None:
+        self.start = {k: v for k, v in e.items() if k != "config"}
+        if isinstance(e.get("config"), dict) and not self.config:
+            self.config = e["config"]
+
+    def _on_step(self, e: dict[str, Any]) -> None:
+        self.last_step = e
+        step = e.get("step")
+        self.loss.add(step, e.get("loss"))
+        self.lr.add(step, e.get("lr"))
+        self.ips.add(step, e.get("images_per_sec"))
+        self.data_wait.add(step, e.get("data_wait_fraction"))
+        ranks = e.get("rank_images_per_sec")
+        if isinstance(ranks, list):
+            for r, value in enumerate(ranks[:MAX_RANK_CURVES]):
+                while len(self.rank_ips) <= r:
+                    self.rank_ips.append(Series(RANK_CURVE_POINTS))
+                self.rank_ips[r].add(step, value)
+        if is_num(e.get("t")) and is_num(step):
+            self.rate.append((float(e["t"]), float(step)))
+
+    def _on_eval(self, e: dict[str, Any]) -> None:
+        self.top1 = _f(e.get("top1"))
+        self.top5 = _f(e.get("top5"))
+        self.eval_seconds = _f(e.get("seconds"))
+        self.top1_series.add(e.get("epoch"), e.get("top1"))
+        if is_num(self.top1) and not self.top1 <= self.best_top1:
+            self.best_top1 = self.top1
+            self.best_epoch = int(e.get("epoch") or 0)
+
+    def _on_run_end(self, e: dict[str, Any]) -> None:
+        self.end = e
+
+    def _on_trust(self, e: dict[str, Any]) -> None:
+        self.trust.add(e)
+
+    def _on_system_info(self, e: dict[str, Any]) -> None:
+        node = str(e.get("node") or "node")
+        for d in e.get("devices") or []:
+            if isinstance(d, dict) and d.get("name"):
+                self.device_names[(node, d.get("index"))] = str(d["name"])
+
+    def _on_system(self, e: dict[str, Any]) -> None:
+        node = str(e.get("node") or "node")
+        self.nodes[node] = e
+        for d in e.get("devices") or []:
+            if isinstance(d, dict):
+                ring = self.util_rings.setdefault(
+                    (node, d.get("index")), deque(maxlen=SPARK_SAMPLES)
+                )
+                ring.append(_f(_pick(d, "gpu_util", "util_gpu")))
+        for r in e.get("ranks") or []:
+            if isinstance(r, dict):
+                ring = self.cpu_rings.setdefault(
+                    (node, r.get("local_rank")), deque(maxlen=SPARK_SAMPLES)
+                )
+                ring.append(_f(r.get("cpu_percent")))
+        joules = [_f(d.get("energy_j")) for d in e.get("devices") or [] if isinstance(d, dict)]
+        if joules and all(is_num(j) for j in joules) and len(self.nodes) == 1:
+            images = self._images_done()
+            if self.energy0 is None:
+                self.energy0 = (sum(joules), images)
+            self.energy_now = (sum(joules), images)
+
+    def _images_done(self) -> float:
+        step = _f(self.last_step.get("step"))
+        batch = _f(self.start.get("global_batch"))
+        if not is_num(batch):
+            train = self.config.get("train")
+            batch = _f(train.get("batch_size")) if isinstance(train, dict) else math.nan
+        return step * batch if is_num(step) and is_num(batch) else 0.0
+
+    # --- output ---------------------------------------------------------------------------
+
+    def eta_seconds(self) -> float:
+        """Remaining training steps at the recent step rate, plus the evaluations left."""
+        if self.end or len(self.rate) < 2:
+            return math.nan
+        (t0, s0), (t1, s1) = self.rate[0], self.rate[-1]
+        if t1 <= t0 or s1 <= s0:
+            return math.nan
+        total = _f(self.start.get("total_steps"))
+        if not is_num(total):
+            return math.nan
+        remaining = max(0.0, total - s1) * (t1 - t0) / (s1 - s0)
+        epochs_left = _f(self.start.get("epochs")) - _f(self.last_step.get("epoch")) + 1
+        if is_num(self.eval_seconds) and is_num(epochs_left):
+            remaining += max(0.0, epochs_left) * self.eval_seconds
+        return remaining
+
+    def view(self) -> RunView:
+        if self._view is not None and self._view_version == self.version:
+            return self._view
+        cfg, start, step = self.config, self.start, self.last_step
+        train = cfg.get("train", {}) if isinstance(cfg.get("train"), dict) else {}
+        opt = cfg.get("optimizer", {}) if isinstance(cfg.get("optimizer"), dict) else {}
+        model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
+        rank_wait = tuple(_f(v) for v in step.get("rank_data_wait_fraction") or [])
+        wait = _f(step.get("data_wait_fraction"))
+        rank_ips = tuple(_f(v) for v in step.get("rank_images_per_sec") or [])
+        straggler = _straggler(rank_ips)
+        energy = math.nan
+        if self.energy0 and self.energy_now:
+            d_img = self.energy_now[1] - self.energy0[1]
+            if d_img > 0:
+                energy = (self.energy_now[0] - self.energy0[0]) / d_img
+        trust = self.trust.view() if self.trust.snapshots else None
+        self._view = RunView(
+            run_id=self.run_id,
+            status=str(self.status.get("state") or ("running" if start else "queued")),
+            reason=str(self.status.get("reason") or self.end.get("reason") or ""),
+            model=str(model.get("arch", "")),
+            optimizer=str(opt.get("name", "")),
+            trust_coefficient=_f(opt.get("trust_coefficient"))
+            if opt.get("name") == "larc"
+            else None,
+            batch_size=_int(start.get("global_batch"), train.get("batch_size")),
+            per_rank_batch=_int(start.get("per_rank_batch"), cfg.get("per_rank_batch")),
+            world_size=_int(start.get("world_size"), cfg.get("world_size")),
+            device=str(start.get("device") or cfg.get("device") or ""),
+            peak_lr=_f(start.get("lr", cfg.get("lr"))),
+            epoch=_int(step.get("epoch")),
+            epochs=_int(start.get("epochs"), train.get("epochs")),
+            step=_int(step.get("step")),
+            total_steps=_int(start.get("total_steps")),
+            steps_per_epoch=_int(step.get("steps_per_epoch"), start.get("steps_per_epoch")),
+            epoch_step=_int(step.get("epoch_step")),
+            loss=_f(step.get("loss")),
+            lr=_f(step.get("lr")),
+            images_per_sec=_f(step.get("images_per_sec")),
+            rank_images_per_sec=rank_ips,
+            data_wait=wait,
+            rank_data_wait=rank_wait,
+            input_bound=is_num(wait) and wait > INPUT_BOUND_THRESHOLD,
+            straggler=straggler,
+            top1=self.top1,
+            top5=self.top5,
+            best_top1=self.best_top1,
+            best_epoch=self.best_epoch,
+            eta_seconds=self.eta_seconds(),
+            started_t=_f(start.get("t")),
+            last_event_t=self.last_event_t,
+            ended_t=_f(self.end.get("t")),
+            energy_per_image=energy,
+            loss_curve=self.loss.curve(),
+            lr_curve=self.lr.curve(),
+            ips_curve=self.ips.curve(),
+            rank_ips_curves=tuple(s.curve() for s in self.rank_ips),
+            top1_curve=self.top1_series.curve(),
+            data_wait_curve=self.data_wait.curve(),
+            nodes=tuple(self._node_view(n, e) for n, e in sorted(self.nodes.items())),
+            trust=trust,
+            log_lines=tuple(self.log),
+            log_total=self.log_total,
+            events_seen=self.events_seen,
+        )
+        self._view_version = self.version
+        return self._view
+
+    def _node_view(self, node: str, e: dict[str, Any]) -> NodeView:
+        host = e.get("host") if isinstance(e.get("host"), dict) else {}
+        devices = []
+        for d in e.get("devices") or []:
+            if not isinstance(d, dict):
+                continue
+            devices.append(
+                DeviceView(
+                    index=d.get("index"),
+                    local_rank=d.get("local_rank"),
+                    name=str(d.get("name") or self.device_names.get((node, d.get("index"))) or ""),
+                    util_gpu=_f(_pick(d, "gpu_util", "util_gpu")),
+                    util_mem=_f(_pick(d, "mem_util", "util_mem")),
+                    mem_used=_f(_pick(d, "memory_used", "mem_used_bytes")),
+                    mem_total=_f(_pick(d, "memory_total", "mem_total_bytes")),
+                    power_w=_f(_pick(d, "power_draw", "power_w")),
+                    power_limit_w=_f(_pick(d, "power_limit", "power_limit_w")),
+                    temp_c=_f(_pick(d, "temperature", "temp_c")),
+                    sm_clock_mhz=_f(_pick(d, "sm_clock", "sm_clock_mhz")),
+                    throttle=_throttle_text(_pick(d, "throttle_reasons", "throttle")),
+                    util_history=tuple(self.util_rings.get((node, d.get("index")), ())),
+                )
+            )
+        ranks = []
+        for r in e.get("ranks") or []:
+            if not isinstance(r, dict):
+                continue
+            ranks.append(
+                RankView(
+                    local_rank=r.get("local_rank"),
+                    pid=r.get("pid"),
+                    cpu_percent=_f(r.get("cpu_percent")),
+                    rss_bytes=_f(r.get("rss_bytes")),
+                    workers=r.get("workers") if isinstance(r.get("workers"), int) else None,
+                    workers_cpu_percent=_f(r.get("workers_cpu_percent")),
+                    workers_rss_bytes=_f(r.get("workers_rss_bytes")),
+                    gpu_mem_bytes=_f(r.get("gpu_mem_bytes")),
+                    cpu_history=tuple(self.cpu_rings.get((node, r.get("local_rank")), ())),
+                )
+            )
+        return NodeView(
+            node=node,
+            source=str(e.get("source") or ""),
+            t=_f(e.get("t")),
+            devices=tuple(devices),
+            ranks=tuple(ranks),
+            host_cpu_percent=_f(host.get("cpu_percent")),
+            host_mem_used=_f(_pick(host, "memory_used", "mem_used_bytes")),
+            host_mem_total=_f(_pick(host, "memory_total", "mem_total_bytes")),
+        )
+
+
+def _int(*candidates: Any) -> int:
+    """The first candidate that is a finite number, as an int; else 0."""
+    for c in candidates:
+        if is_num(c):
+            return int(c)
+    return 0
+
+
+def _straggler(rank_ips: tuple[float, ...]) -> int | None:
+    """The slowest rank when it is below STRAGGLER_RATIO of the median rank, else None."""
+    finite = sorted(v for v in rank_ips if is_num(v))
+    if len(finite) < 2:
+        return None
+    median = statistics.median(finite)
+    slowest = min((i for i, v in enumerate(rank_ips) if is_num(v)), key=lambda i: rank_ips[i])
+    return slowest if rank_ips[slowest] < STRAGGLER_RATIO * median else None
+
+
+def _throttle_text(value: Any) -> str:
+    """The throttle field may be a list of reasons, a string, a bitmask or None."""
+    if value is None or value is False or value == 0:
+        return ""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+_HANDLERS = {
+    "run_start": RunState._on_run_start,
+    "step": RunState._on_step,
+    "eval": RunState._on_eval,
+    "run_end": RunState._on_run_end,
+    "trust": RunState._on_trust,
+    "system": RunState._on_system,
+    "system_info": RunState._on_system_info,
+}

@@ -1,0 +1,1 @@
+"""The app's own widgets: plots, the device panel, the trust-ratio heatmap and table."""

@@ -1,0 +1,123 @@
+"""Plotext plots that redraw only when their data changed (plotext builds are not cheap)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual_plotext import PlotextPlot
+
+from larsbench.tui.state import Curve
+
+# Line colours by series; rank lines after the global one.
+COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series of a plot."""
+
+    label: str
+    curve: Curve
+    color: str = "cyan"
+
+
+class CurvePlot(PlotextPlot):
+    """Lines over a shared x axis; `show()` ignores calls that would draw the same thing."""
+
+    def __init__(self, title: str = "", xlabel: str = "", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._title = title
+        self._xlabel = xlabel
+        self._key: tuple[object, ...] | None = None
+
+    def show(
+        self,
+        lines: Sequence[Line],
+        title: str | None = None,
+        ylog: bool = False,
+        empty: str = "no data yet",
+    ) -> None:
+        key = (
+            title,
+            ylog,
+            tuple((ln.label, ln.color, ln.curve.version, len(ln.curve.xs)) for ln in lines),
+            tuple(id(ln.curve) for ln in lines),
+        )
+        if key == self._key:
+            return
+        self._key = key
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title if title is not None else self._title)
+        if self._xlabel:
+            plt.xlabel(self._xlabel)
+        drawn = False
+        for ln in lines:
+            xs, ys = ln.curve.xs, ln.curve.ys
+            if ylog:
+                pairs = [(x, math.log10(y)) for x, y in zip(xs, ys, strict=True) if y > 0]
+                xs, ys = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            if not xs:
+                continue
+            label = ln.label if len(lines) > 1 else None
+            if len(xs) == 1:
+                plt.scatter(list(xs), list(ys), color=ln.color, label=label, marker="dot")
+            else:
+                plt.plot(list(xs), list(ys), color=ln.color, label=label, marker="braille")
+            drawn = True
+        if not drawn:
+            plt.title(f"{title or self._title}: {empty}")
+        self.refresh()
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run in the scatter: speed, accuracy, label, on the frontier or not."""
+
+    label: str
+    x: float
+    y: float
+    frontier: bool
+    marker: str = "o"
+
+
+class ScatterPlot(PlotextPlot):
+    """Top-1 against img/s, one labelled point per run, the frontier as a line."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: tuple[object, ...] | None = None
+
+    def show(self, points: Sequence[Point], title: str) -> None:
+        key = (title, tuple(points))
+        if key == self._key:
+            return
+        self._key = key
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title)
+        plt.xlabel("img/s")
+        if not points:
+            plt.title(f"{title}: no measured runs yet")
+            self.refresh()
+            return
+        xs = [p.x for p in points]
+        ys = [p.y for p in points]
+        dx = (max(xs) - min(xs)) or max(xs) * 0.1 or 1.0
+        dy = (max(ys) - min(ys)) or 1.0
+        front = sorted((p for p in points if p.frontier), key=lambda p: p.x)
+        if len(front) > 1:
+            plt.plot([p.x for p in front], [p.y for p in front], color="orange")
+        for p in points:
+            plt.text(p.label, x=p.x + 0.03 * dx, y=p.y, color="white", alignment="left")
+        for marker, char, color in (("o", "●", "cyan"), ("^", "▲", "magenta"), ("x", "×", "red")):
+            group = [p for p in points if p.marker == marker]
+            if group:
+                plt.scatter([p.x for p in group], [p.y for p in group], color=color, marker=char)
+        plt.xlim(min(xs) - 0.08 * dx, max(xs) + 0.5 * dx)  # room for the labels
+        plt.ylim(min(ys) - 0.12 * dy, max(ys) + 0.12 * dy)
+        self.refresh()
