@@ -355,7 +355,9 @@ class RunSampler:
 
     sampler: Any
     writer: EventWriter
-    tracked: bool = False
+    ranks: dict[int, int] = field(default_factory=dict)
+    checked: float = 0.0
+    RECHECK_SECONDS = 5.0  # ranks change when torchrun restarts the group
 
     @classmethod
     def start(cls, run: RunConfig, paths: RunPaths, interval: float) -> RunSampler:
@@ -367,14 +369,17 @@ class RunSampler:
         return cls(sampler, writer)
 
     def track(self, torchrun_pid: int, ranks_on_node: int) -> None:
-        if self.tracked:
+        """Tell the sampler the ranks' pids once they all exist, and again after a restart."""
+        now = time.monotonic()
+        if len(self.ranks) >= ranks_on_node and now - self.checked < self.RECHECK_SECONDS:
             return
         from larsbench.telemetry import find_rank_pids
 
+        self.checked = now
         pids = find_rank_pids(torchrun_pid)
-        if len(pids) >= ranks_on_node:
+        if len(pids) >= ranks_on_node and pids != self.ranks:
             self.sampler.set_ranks(pids)
-            self.tracked = True
+            self.ranks = pids
 
     def stop(self) -> None:
         self.sampler.stop()

@@ -1,0 +1,210 @@
+"""Runs that survive: checkpoints, resume, restarts of a dead rank, divergence (faults injected)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from cli_helpers import SMOKE, finish, first_step_pids, larsbench, wait_for
+from torch import nn
+
+from larsbench.events import read_events
+from larsbench.rundir import SweepPaths, read_json
+from larsbench.train import checkpoint
+from larsbench.train.setup import Parts
+
+SGD_BS64 = ["--set", 'sweep.optimizer=[{name="sgd"}]', "--set", "sweep.train.batch_size=[64]"]
+
+
+def tiny_parts() -> Parts:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return Parts(
+        model=model,
+        ddp=None,  # type: ignore[arg-type]
+        optimizer=opt,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        criterion=nn.CrossEntropyLoss(),
+        names=["weight", "bias"],
+    )
+
+
+def position(step: int) -> checkpoint.Position:
+    return checkpoint.Position(
+        epoch=1, epoch_step=step, step=step, train_seconds=1.0, events_offset=10 * step
+    )
+
+
+def test_checkpoints_keep_the_last_two_and_restore_state(tmp_path: Path) -> None:
+    parts = tiny_parts()
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            parts.model.weight.fill_(float(step))
+        checkpoint.save(tmp_path, parts, position(step), "r")
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == [
+        "ckpt-000000003.pt",
+        "ckpt-000000002.pt",
+    ]
+    fresh = tiny_parts()
+    loaded = checkpoint.load_latest(tmp_path, "r")
+    assert loaded is not None and loaded.position == position(3)
+    checkpoint.restore(fresh, loaded)
+    assert torch.equal(fresh.model.weight, torch.full((2, 3), 3.0))
+
+
+def test_a_kill_between_write_and_rename_leaves_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parts = tiny_parts()
+    checkpoint.save(tmp_path, parts, position(1), "r")
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path, parts, position(2), "r")
+    assert list(tmp_path.glob(".*.tmp")), "the half-written file is left behind"
+    loaded = checkpoint.load_latest(tmp_path, "r")
+    assert loaded is not None and loaded.position.step == 1
+
+
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_says_so(
+    tmp_path: Path,
+) -> None:
+    parts = tiny_parts()
+    checkpoint.save(tmp_path, parts, position(1), "r")
+    newest = checkpoint.save(tmp_path, parts, position(2), "r")
+    newest.write_bytes(b"not a checkpoint")
+    loaded = checkpoint.load_latest(tmp_path, "r")
+    assert loaded is not None and loaded.position.step == 1
+    assert loaded.skipped and newest.name in loaded.skipped[0]
+
+
+def test_no_readable_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "ckpt-000000001.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"no readable checkpoint.*--fresh"):
+        checkpoint.load_latest(tmp_path, "r")
+    assert checkpoint.load_latest(tmp_path / "none", "r") is None
+
+
+def test_another_runs_checkpoint_is_not_taken(tmp_path: Path) -> None:
+    checkpoint.save(tmp_path, tiny_parts(), position(1), "other-run")
+    with pytest.raises(ValueError, match="belongs to run 'other-run'"):
+        checkpoint.load_latest(tmp_path, "r")
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    newest = checkpoint.checkpoints(run_dir / "checkpoints")[0]
+    return torch.load(newest, map_location="cpu", weights_only=False)["model"]
+
+
+def kinds(run_dir: Path) -> list[str]:
+    return [e["kind"] for e in read_events(run_dir / "events" / "rank0.jsonl")]
+
+
+@pytest.mark.slow
+def test_stop_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    common = [
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--no-telemetry",
+        "--set",
+        "train.epochs=3",
+        *SGD_BS64,
+    ]
+    code, log = finish(larsbench(*common, "--out", str(tmp_path / "straight")))
+    assert code == 0, log
+
+    out = tmp_path / "stopped"
+    proc = larsbench(*common, "--out", str(out))
+    run_dir = out / "bs64-sgd"
+    wait_for(
+        lambda: any(
+            e["kind"] == "step" and e["epoch"] == 2
+            for e in read_events(run_dir / "events" / "rank0.jsonl")
+        )
+    )
+    proc.send_signal(signal.SIGINT)
+    code, log = finish(proc, timeout=30)
+    assert code == 130, log
+    assert read_json(run_dir / "status.json")["state"] == "stopped"
+    stop_end = read_events(run_dir / "events" / "rank0.jsonl")[-1]
+    assert stop_end["kind"] == "run_end" and stop_end["status"] == "stopped"
+    code, log = finish(larsbench(*common, "--out", str(out)))
+    assert code == 0, log
+    assert read_json(run_dir / "status.json")["state"] == "completed"
+    k = kinds(run_dir)
+    assert k.count("run_start") == 1 and k.count("resume") == 1 and k[-1] == "run_end"
+    steps = [
+        e["step"] for e in read_events(run_dir / "events" / "rank0.jsonl") if e["kind"] == "step"
+    ]
+    assert steps == sorted(set(steps)), "duplicated or reordered step events"
+    a, b = final_weights(tmp_path / "straight" / "bs64-sgd"), final_weights(run_dir)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.mark.slow
+def test_a_dead_rank_is_restarted_by_torchrun_and_the_run_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "restart"
+    proc = larsbench(
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--no-telemetry",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "launch.max_restarts=1",
+        *SGD_BS64,
+    )
+    run_dir = out / "bs64-sgd"
+    wait_for(lambda: "checkpoint" in kinds(run_dir) and first_step_pids(run_dir))
+    os.kill(first_step_pids(run_dir)[1], signal.SIGKILL)
+    code, log = finish(proc)
+    assert code == 0, log
+    assert read_json(run_dir / "status.json")["state"] == "completed"
+    resume = next(
+        e for e in read_events(run_dir / "events" / "rank0.jsonl") if e["kind"] == "resume"
+    )
+    assert resume["restart_count"] == 1 and resume["epoch"] >= 2
+
+
+@pytest.mark.slow
+def test_a_forced_nan_marks_the_run_diverged_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    code, log = finish(
+        larsbench(
+            "run",
+            "--profile",
+            str(SMOKE),
+            "--out",
+            str(out),
+            "--no-telemetry",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            'sweep.optimizer=[{name="sgd"}]',
+            "--set",
+            "sweep.train.base_lr=[1e8, 0.1]",
+            "--set",
+            "sweep.train.batch_size=[64]",
+        )
+    )
+    assert code == 1, log
+    sweep = SweepPaths(out)
+    first, second = sweep.run_ids()
+    status = read_json(sweep.run(first).status)
+    assert status["state"] == "diverged" and "non-finite loss" in status["reason"]
+    assert read_json(sweep.run(second).status)["state"] == "completed"
+    summary = json.loads(sweep.summary("json").read_text())
+    assert "diverged" in json.dumps(summary)
