@@ -188,6 +188,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = SweepPaths(
         args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
     )
+    try:
+        out.root.mkdir(parents=True, exist_ok=True)
+        probe = out.root / ".larsbench-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        return fail(f"--out {out.root}: cannot write there ({err.strerror or err})")
     runner = SweepRunner(
         plan,
         out,
@@ -209,6 +216,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = runner.run()
     except (ConfigError, SweepBusyError) as err:
         return fail(str(err))
+    except OSError as err:  # e.g. the disk filled: what is written stays readable
+        where = f" {err.filename}" if err.filename else ""
+        return fail(
+            f"writing{where}: {err.strerror or err}. Runs finished so far are in {out.root}; "
+            "fix this and run the same command again to resume.",
+            EXIT_RUN_FAILED,
+        )
     if interrupted:
         return EXIT_INTERRUPTED
     failed = [r for r in results if r.status not in ("completed",)]
