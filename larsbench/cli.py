@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -51,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh",
         action="store_true",
         help="start unfinished runs over instead of resuming their checkpoints",
+    )
+    run.add_argument(
+        "--node-rank",
+        type=int,
+        default=int(os.environ.get("SLURM_NODEID", "0")),
+        help="this node's rank when launch.nnodes > 1 (default: $SLURM_NODEID or 0); node 0 "
+        "writes the sweep's files, the others join each run's rendezvous",
     )
     run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
     run.add_argument(
@@ -181,6 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE if errors else EXIT_OK
     if errors:
         return fail("\n".join(errors))
+    nnodes = max(r.launch.nnodes for r in plan.runs)
+    if not 0 <= args.node_rank < nnodes:
+        return fail(
+            f"--node-rank {args.node_rank}: launch.nnodes is {nnodes}; allowed 0..{nnodes - 1}"
+        )
     blocking = [w for w in warnings if "no GPU is visible" in w or "has no train/" in w]
     if blocking:
         return fail("cannot launch here:\n  " + "\n  ".join(blocking))
@@ -202,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sample_seconds=args.sample_interval,
         telemetry=not args.no_telemetry,
         fresh=args.fresh,
+        node_rank=args.node_rank,
     )
     interrupted: list[int] = []
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -118,7 +119,7 @@ class HeadlessView:
 
     def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
         self.latest = {}
-        self._label = f"[{index}/{total}] {run.run_id}"
+        self._label = escape(f"[{index}/{total}] {run.run_id}")
         self.console.print(
             f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
             f"batch {run.train.batch_size} ({run.per_rank_batch}/rank), lr {run.lr:g}, "
@@ -174,7 +175,7 @@ class HeadlessView:
                 f"train {fmt_duration(result.train_seconds)}"
             )
         if result.reason:
-            line += f"\n    reason: {result.reason}"
+            line += f"\n    reason: {escape(result.reason)}"
         self.console.print(line, highlight=False)
 
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:

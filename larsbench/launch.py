@@ -83,9 +83,11 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def start(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> Launched:
+def start(
+    run: RunConfig, paths: RunPaths, rdzv_id: str = "", log_name: str = "torchrun"
+) -> Launched:
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
-    log_path = paths.logs_dir / "torchrun.log"
+    log_path = paths.logs_dir / f"{log_name}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             torchrun_command(run, paths, rdzv_id),
@@ -101,12 +103,37 @@ def start(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> Launched:
 _ERROR_LINE = re.compile(r"^(?:\[\w+\]:)?\s*(\w+(?:\.\w+)*(?:Error|Exception|Interrupt)\b.*)$")
 
 
+def root_cause(lines: list[str]) -> str | None:
+    """The first failure of torchrun's last "Root Cause" block (from the ranks' @record):
+    which rank, its exit code, and the last line of its traceback or the signal."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Root Cause")]
+    if not starts:
+        return None
+    fields: dict[str, str] = {}
+    traceback: list[str] = []
+    for line in lines[starts[-1] + 1 :]:
+        if line.startswith("====="):
+            break
+        key, sep, value = line.strip().partition(":")
+        if traceback or (sep and key.strip() == "traceback"):
+            traceback.append(value.strip() if not traceback else line.strip())
+        elif sep:
+            fields[key.strip()] = value.strip()
+    last = next((t for t in reversed(traceback) if t), "")
+    rank = fields.get("rank", "?").split(" ")[0]
+    code = fields.get("exitcode", "?").split(" ")[0]
+    return f"rank {rank} failed (exit {code}): {last}"[:400]
+
+
 def failure_reason(log_path: Path, returncode: int) -> str:
-    """The last exception line torchrun or a rank logged, else the exit code."""
+    """torchrun's root cause, else the last exception line logged, else the exit code."""
     try:
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         lines = []
+    cause = root_cause(lines)
+    if cause:
+        return f"{cause} (see logs/torchrun.log)"
     for line in reversed(lines):
         m = _ERROR_LINE.match(line.strip())
         if m and "ChildFailedError" not in m.group(1):

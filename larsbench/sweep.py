@@ -196,6 +196,7 @@ class SweepRunner:
     telemetry: bool = True
     fresh: bool = False
     stall_seconds: float = 120.0
+    node_rank: int = 0
     _stop_run: str = ""
     _stop_sweep: str = ""
 
@@ -214,10 +215,22 @@ class SweepRunner:
                 "started": self._started,
                 "state": state,
                 "current": current,
+                "t": round(time.time(), 3),
             },
         )
 
+    @property
+    def node(self) -> str:
+        """This node's name in events/system-NODE.jsonl and its torchrun log."""
+        multi = any(r.launch.nnodes > 1 for r in self.plan.runs)
+        return f"{node_name()}-n{self.node_rank}" if multi else node_name()
+
+    def _rdzv_id(self, run: RunConfig) -> str:
+        return f"{self.plan.profile.name}-{run.run_id}"
+
     def run(self) -> list[RunResult]:
+        if self.node_rank > 0:
+            return self._follow()
         claim(self.out)
         self._started = round(time.time(), 3)
         todo = {r.run_id for r in write_sweep_files(self.plan, self.out, self.fresh)}
@@ -253,7 +266,7 @@ class SweepRunner:
         except Exception as err:  # hardware reads never stop a run
             telemetry_error = f"telemetry off: {type(err).__name__}: {err}"
         try:
-            group = launch.start(run, paths, rdzv_id=f"{self.plan.profile.name}-{run.run_id}")
+            group = launch.start(run, paths, self._rdzv_id(run))
             paths.write_status(
                 RUNNING,
                 started=round(group.started, 3),
@@ -295,6 +308,56 @@ class SweepRunner:
         write_json_atomic(paths.result, result.to_dict())
         return result
 
+    def _follow(self) -> list[RunResult]:
+        """Node K > 0 of a multi-node sweep. Node 0 owns every file but this node's
+        events/system-NODE.jsonl and torchrun log; for each run node 0 starts, this node
+        starts its own torchrun agent, which joins the same rendezvous."""
+        self._started = round(time.time(), 3)
+        self.observer.sweep_started(self.plan, self.out)
+        total = len(self.plan.runs)
+        for index, run in enumerate(self.plan.runs, start=1):
+            paths = self.out.run(run.run_id)
+            if not self._leader_runs(run.run_id, paths):
+                continue
+            self.observer.run_started(run, paths, index, total)
+            sampler = None
+            try:
+                sampler = self._start_sampler(run, paths)
+            except Exception:
+                sampler = None  # hardware reads never stop a run
+            group = launch.start(run, paths, self._rdzv_id(run), log_name=f"torchrun-{self.node}")
+            try:
+                while group.poll() is None:
+                    if sampler is not None:
+                        sampler.track(group.pid, run.nproc_per_node)
+                    if self._stop_sweep:
+                        group.stop()
+                        break
+                    time.sleep(self.poll_seconds)
+            finally:
+                if sampler is not None:
+                    sampler.stop()
+            while paths.read_status().get("state") == RUNNING and not self._stop_sweep:
+                time.sleep(self.poll_seconds)  # node 0 decides how the run ended
+            self.observer.run_finished(run, fold_run(paths))
+            if self._stop_sweep:
+                break
+        return [fold_run(self.out.run(r.run_id)) for r in self.plan.runs]
+
+    def _leader_runs(self, run_id: str, paths: RunPaths) -> bool:
+        """Wait until node 0 starts this run (True) or passes it by (False)."""
+        while not self._stop_sweep:
+            runner = read_json(self.out.runner) or {}
+            if runner.get("current") == run_id and runner.get("state") == RUNNING:
+                return True
+            if paths.read_status().get("state") == COMPLETED:
+                return False  # done before: node 0 skips it too
+            ended = runner.get("state") in ("finished", "stopped")
+            if ended and runner.get("t", 0) >= self._started:  # not a previous sweep's file
+                return False
+            time.sleep(self.poll_seconds)
+        return False
+
     @staticmethod
     def _outcome(paths: RunPaths, code: int, log_path: Path) -> tuple[str, str]:
         end = next(iter_kind(read_events(paths.rank0_events), "run_end"), None)
@@ -309,7 +372,7 @@ class SweepRunner:
     def _start_sampler(self, run: RunConfig, paths: RunPaths) -> RunSampler | None:
         if not self.telemetry:
             return None
-        return RunSampler.start(run, paths, self.sample_seconds)
+        return RunSampler.start(run, paths, self.sample_seconds, self.node)
 
 
 @dataclass
@@ -360,10 +423,10 @@ class RunSampler:
     RECHECK_SECONDS = 5.0  # ranks change when torchrun restarts the group
 
     @classmethod
-    def start(cls, run: RunConfig, paths: RunPaths, interval: float) -> RunSampler:
+    def start(cls, run: RunConfig, paths: RunPaths, interval: float, node: str) -> RunSampler:
         from larsbench.telemetry import Sampler
 
-        writer = EventWriter(paths.system_events(node_name()))
+        writer = EventWriter(paths.system_events(node))
         sampler = Sampler(writer, interval=interval, device=run.device)
         sampler.start()
         return cls(sampler, writer)

@@ -40,7 +40,8 @@ def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path
         kinds = [e["kind"] for e in events]
         assert kinds[0] == "run_start" and kinds[-1] == "run_end"
         assert kinds.count("eval") == 2 and kinds.count("epoch") == 2
-        assert ("trust" in kinds) == ("larc" in run_id)
+        if run_id.startswith("bs64"):  # 44 steps; bs512 takes 4, fewer than stats_every
+            assert ("trust" in kinds) == ("larc" in run_id)
         assert list(run.events_dir.glob("system-*.jsonl")), "no telemetry file"
         assert (run.logs_dir / "torchrun.log").is_file()
         rank_logs = list(run.logs_dir.rglob("stderr.log"))
@@ -138,7 +139,9 @@ def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Pat
     )
     assert code == 0, log
     assert read_json(sweep.run("bs64-sgd").status)["state"] == "completed"
-    assert (out / "bs64-sgd" / "attempts" / "1" / "events" / "rank0.jsonl").is_file()
+    # It resumed from the checkpoint the stop wrote, in the same event stream.
+    kinds = [e["kind"] for e in read_events(sweep.run("bs64-sgd").rank0_events)]
+    assert kinds.count("run_start") == 1 and kinds.count("resume") == 1
 
 
 def test_sigusr1_stops_only_the_current_run(tmp_path: Path) -> None:
