@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="the terminal app attached to a sweep or run directory")
     watch.add_argument("dir", type=Path)
 
+    slurm = sub.add_parser("slurm", help="print an sbatch script running a profile on N nodes")
+    slurm.add_argument("--profile", type=Path, required=True)
+    slurm.add_argument("--out", type=Path, default=None, help="shared sweep directory")
+    slurm.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    slurm.add_argument("--time", default="72:00:00", help="Slurm time limit")
+    slurm.add_argument("--partition", default="", help="Slurm partition")
+
     report = sub.add_parser("report", help="write the summary of a sweep again from disk")
     report.add_argument("dir", type=Path)
     return parser
@@ -89,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "slurm":
+        return cmd_slurm(args)
     if args.command == "report":
         return cmd_report(args.dir)
     if args.command == "watch":
@@ -241,6 +250,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     failed = [r for r in results if r.status not in ("completed",)]
     return EXIT_RUN_FAILED if failed else EXIT_OK
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    from larsbench.config import ConfigError, Machine, parse_override
+    from larsbench.slurm import sbatch_script
+    from larsbench.sweep import prepare_sweep
+
+    try:
+        overrides = [parse_override(item) for item in args.overrides]
+        # The script runs on the cluster's nodes, not here: resolve as a GPU node would.
+        plan = prepare_sweep(args.profile, overrides, Machine(gpus=8, cpus=64))
+    except ConfigError as err:
+        return fail(str(err))
+    out = args.out or Path("runs") / plan.profile.name
+    print(sbatch_script(plan, out.resolve(), args.time, args.partition, args.overrides), end="")
+    return EXIT_OK
 
 
 def cmd_report(directory: Path) -> int:
