@@ -208,3 +208,43 @@ def test_a_forced_nan_marks_the_run_diverged_and_the_sweep_goes_on(tmp_path: Pat
     assert read_json(sweep.run(second).status)["state"] == "completed"
     summary = json.loads(sweep.summary("json").read_text())
     assert "diverged" in json.dumps(summary)
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost_train_one_run_together(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a free port for node 0's rendezvous store
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "two-nodes"
+    args = [
+        "run",
+        "--profile",
+        str(SMOKE),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "launch.nnodes=2",
+        "--set",
+        "launch.nproc_per_node=1",
+        "--set",
+        f"launch.rdzv_endpoint=127.0.0.1:{port}",
+        *SGD_BS64,
+    ]
+    leader = larsbench(*args, "--node-rank", "0")
+    follower = larsbench(*args, "--node-rank", "1")
+    code, log = finish(leader)
+    assert code == 0, log
+    follower_code, follower_log = finish(follower, timeout=60)
+    assert follower_code == 0, follower_log
+    run_dir = out / "bs64-sgd"
+    start = read_events(run_dir / "events" / "rank0.jsonl")[0]
+    assert start["world_size"] == 2 and start["nnodes"] == 2
+    assert read_json(run_dir / "status.json")["state"] == "completed"
+    systems = sorted(p.name for p in (run_dir / "events").glob("system-*.jsonl"))
+    assert len(systems) == 2 and systems[0].endswith("-n0.jsonl"), systems
+    assert (run_dir / "logs" / "torchrun.log").is_file()
+    assert list((run_dir / "logs").glob("torchrun-*-n1.log"))
