@@ -82,6 +82,9 @@ class DataConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(90, ge=1)
     batch_size: int = Field(256, ge=1, description="GLOBAL batch, split evenly over ranks")
+    batch_per_rank: int = Field(
+        0, ge=0, description="> 0: the global batch is this x the world size (scaling sweeps)"
+    )
     base_lr: float = Field(0.1, gt=0)
     reference_batch: int = Field(256, ge=1, description="lr = base_lr * batch / reference_batch")
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -380,7 +383,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-_SHORT = {"train.batch_size": "bs", "optimizer.trust_coefficient": "tc", "train.base_lr": "lr"}
+_SHORT = {
+    "train.batch_size": "bs",
+    "optimizer.trust_coefficient": "tc",
+    "train.base_lr": "lr",
+    "launch.nproc_per_node": "np",
+    "launch.nnodes": "nodes",
+}
 
 
 _IN_ID_ALREADY = ("train.batch_size", "optimizer", "optimizer.name", "optimizer.trust_coefficient")
@@ -493,6 +502,9 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
         if p.train.mode == "throughput":
             p = throughput_variant(p)
         device, backend, nproc, threads = resolve_launch(p.launch, machine)
+        if p.train.batch_per_rank:
+            batch = p.train.batch_per_rank * nproc * p.launch.nnodes
+            p = p.model_copy(update={"train": p.train.model_copy(update={"batch_size": batch})})
         run = RunConfig(
             run_id=run_id_for(
                 p.train,
