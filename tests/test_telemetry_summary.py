@@ -157,6 +157,17 @@ def test_images_of_a_run_stopped_mid_epoch_come_from_its_steps() -> None:
     assert summarize_system(system(), no_epochs)["images"] == 10 * 20 * BATCH
 
 
+def test_only_the_gpus_of_the_last_system_info_count() -> None:
+    events = system(gpus=2)
+    events.insert(0, {**events[0], "t": START - 10, "devices": [{"index": i} for i in range(8)]})
+    early = events[10]  # inside the run, sampled before the ranks were known: 8 GPUs
+    early["devices"] += [{"index": i, "gpu_util": 0.0, "energy": 9e9 + i} for i in range(2, 8)]
+    events.append({**events[0], "t": END + 6, "devices": events[1]["devices"]})
+    s = summarize_system(events, training())
+    assert s["energy_j"] == pytest.approx(60000) and s["gpu_util_p95"] == 95.0
+    assert s["gpu_util_mean"] == summarize_system(system(gpus=2), training())["gpu_util_mean"]
+
+
 def test_energy_unavailable() -> None:
     assert summarize_system(system(energy=False), training())["energy_j_per_image"] is None
     one_gpu_without = system()

@@ -125,6 +125,11 @@ def _per_rank(steps: list[dict[str, Any]], field: str) -> list[float]:
     return finite if len(finite) == len(means) else []
 
 
+def _used(run_gpus: dict[Any, set[Any]], event: dict[str, Any], device: dict[str, Any]) -> bool:
+    gpus = run_gpus.get(event.get("node"))
+    return gpus is None or device.get("index") in gpus
+
+
 def summarize_system(
     system_events: list[dict[str, Any]],
     training_events: list[dict[str, Any]],
@@ -146,7 +151,18 @@ def summarize_system(
     if window is not None:
         inside = [e for e in samples if window[0] <= (_num(e.get("t")) or 0) <= window[1]]
         samples = inside if len(inside) >= 2 else samples
-    devices = [d for e in samples for d in _dicts(e.get("devices"))]
+    # The run's GPUs are those of each node's last system_info: before the ranks are known a
+    # sampler may cover every visible GPU.
+    run_gpus = {
+        e.get("node"): {d.get("index") for d in _dicts(e["devices"])}
+        for e in infos
+        if isinstance(e.get("devices"), list)
+    }
+    samples = [
+        e | {"devices": [d for d in _dicts(e.get("devices")) if _used(run_gpus, e, d)]}
+        for e in samples
+    ]
+    devices = [d for e in samples for d in e["devices"]]
     ranks = [r for e in samples for r in _dicts(e.get("ranks"))]
     hosts = [e["host"] for e in samples if isinstance(e.get("host"), dict)]
 
