@@ -1,0 +1,257 @@
+"""The accuracy/speed trade-off of a sweep: results, Pareto frontier, rows and summary files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from larsbench.results import RunResult, fold_run, fold_training
+from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
+from larsbench.summary_advice import (
+    DEFAULT_MIN_SPEEDUP,
+    DEFAULT_TOLERANCE,
+    finite,
+    pareto_frontier,
+    recommend,
+)
+from larsbench.summary_format import (
+    format_console_table,
+    render_markdown,
+    render_png,
+)
+
+__all__ = [
+    "ROW_FIELDS",
+    "SORT_KEYS",
+    "SYSTEM_FIELDS",
+    "SummaryFiles",
+    "format_console_table",
+    "load_results",
+    "pareto_frontier",
+    "recommend",
+    "summary_rows",
+    "sweep_name",
+    "write_summary",
+]
+
+# One row per run, in this column order (summary.csv, summary.json); system keys and the
+# frontier flag follow. Accuracies in percent, speeds in images per second, times in seconds.
+ROW_FIELDS = (
+    "run_id",
+    "status",
+    "reason",
+    "model",
+    "epochs",
+    "epochs_done",
+    "batch_size",
+    "world_size",
+    "lr",
+    "optimizer",
+    "trust_coefficient",
+    "top1",
+    "top5",
+    "best_top1",
+    "best_epoch",
+    "images_per_sec",
+    "images_per_sec_per_gpu",
+    "train_seconds",
+    "time_to_best_seconds",
+    "wall_seconds",
+    "data_wait_fraction",
+    "top1_per_train_hour",
+)
+# Numeric hardware figures taken from RunResult.system (larsbench.telemetry.summarize_system);
+# the ones in SYSTEM_COLUMNS are also shown in summary.md and the console table.
+SYSTEM_FIELDS = (
+    "gpu_util_mean",
+    "gpu_util_p95",
+    "gpu_mem_util_mean",
+    "peak_gpu_mem_bytes",
+    "power_draw_mean",
+    "temperature_max",
+    "energy_j",
+    "energy_j_per_image",
+    "input_bound",
+    "straggler_rank",
+    "straggler_ratio",
+    "cpu_percent_mean",
+    "peak_rss_bytes",
+)
+# Sort keys where bigger is better; every other key sorts ascending. Missing values go last.
+_DESCENDING = {
+    "top1",
+    "top5",
+    "best_top1",
+    "images_per_sec",
+    "images_per_sec_per_gpu",
+    "top1_per_train_hour",
+    "gpu_util_mean",
+    "pareto",
+}
+SORT_KEYS = ("sweep", *ROW_FIELDS, *SYSTEM_FIELDS, "pareto")
+
+
+@dataclass(frozen=True)
+class SummaryFiles:
+    """The files write_summary wrote, and what they hold (for the console to print)."""
+
+    md: Path
+    csv: Path
+    json: Path
+    png: Path
+    name: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    frontier: list[str] = field(default_factory=list)
+    recommendation: str = ""
+
+
+def load_results(sweep_dir: str | os.PathLike[str]) -> list[RunResult]:
+    """One result per run in sweep order: result.json when written, else folded from events."""
+    sweep = SweepPaths(Path(sweep_dir))
+    planned = _planned_configs(sweep)
+    results = []
+    for run_id in sweep.run_ids():
+        run = sweep.run(run_id)
+        stored = read_json(run.result)
+        if isinstance(stored, dict):
+            results.append(RunResult.from_dict({**stored, "run_id": run_id}))
+        elif run.config.is_file():
+            results.append(fold_run(run))
+        else:
+            # Queued: no config.json yet, but sweep.json knows what the run will be.
+            result = fold_training(run_id, planned.get(run_id, {}), [])
+            status = run.read_status()
+            result.status = status.get("state") or QUEUED
+            result.reason = status.get("reason", "")
+            results.append(result)
+    return results
+
+
+def _planned_configs(sweep: SweepPaths) -> dict[str, dict[str, Any]]:
+    data = read_json(sweep.sweep)
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list):
+        return {}
+    return {r["run_id"]: r for r in runs if isinstance(r, dict) and "run_id" in r}
+
+
+def sweep_name(sweep_dir: str | os.PathLike[str]) -> str:
+    """The sweep's name from sweep.json, else a run's profile name, else the folder name."""
+    sweep = SweepPaths(Path(sweep_dir))
+    data = read_json(sweep.sweep)
+    if isinstance(data, dict) and data.get("name"):
+        return str(data["name"])
+    for run_id in sweep.run_ids():
+        config = read_json(sweep.run(run_id).config)
+        if isinstance(config, dict) and config.get("profile_name"):
+            return str(config["profile_name"])
+    return sweep.root.resolve().name
+
+
+def _number(value: Any) -> Any:
+    """A JSON/CSV-friendly value: NaN and infinities become None (blank)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _row(result: RunResult, on_frontier: bool) -> dict[str, Any]:
+    row = {name: _number(getattr(result, name, None)) for name in ROW_FIELDS[:-1]}
+    hours = result.train_seconds / 3600 if finite(result.train_seconds) else math.nan
+    rate = result.top1 / hours if finite(result.top1) and hours > 0 else None
+    row["top1_per_train_hour"] = rate
+    system = result.system if isinstance(result.system, dict) else {}
+    for key in SYSTEM_FIELDS:
+        value = system.get(key)
+        numeric = isinstance(value, (int, float)) and (
+            isinstance(value, bool) or math.isfinite(value)
+        )
+        row[key] = value if numeric else None
+    row["pareto"] = on_frontier
+    return row
+
+
+def summary_rows(
+    results: list[RunResult], sort: str = "top1", frontier: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """One flat row per run, best first by `sort` (ties and missing values keep sweep order)."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {sort!r}; allowed: {', '.join(SORT_KEYS)}")
+    frontier = pareto_frontier(results) if frontier is None else frontier
+    rows = [_row(r, r.run_id in frontier) for r in results]
+    if sort == "sweep":
+        return rows
+    present = [r for r in rows if r[sort] is not None and r[sort] != ""]
+    missing = [r for r in rows if r[sort] is None or r[sort] == ""]
+    present.sort(key=lambda r: r[sort], reverse=sort in _DESCENDING)
+    return present + missing
+
+
+def write_summary(
+    sweep_dir: str | os.PathLike[str],
+    sort: str = "top1",
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_speedup: float = DEFAULT_MIN_SPEEDUP,
+) -> SummaryFiles:
+    """Write summary.md, .csv, .json and .png into the sweep folder from what is on disk."""
+    sweep = SweepPaths(Path(sweep_dir))
+    results = load_results(sweep.root)
+    name = sweep_name(sweep.root)
+    frontier = pareto_frontier(results)
+    rows = summary_rows(results, sort=sort, frontier=frontier)
+    advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup)
+    files = SummaryFiles(
+        md=sweep.summary("md"),
+        csv=sweep.summary("csv"),
+        json=sweep.summary("json"),
+        png=sweep.summary("png"),
+        name=name,
+        rows=rows,
+        frontier=[r.run_id for r in results if r.run_id in frontier],
+        recommendation=advice,
+    )
+    write_json_atomic(
+        files.json,
+        {
+            "name": name,
+            "sort": sort,
+            "rows": rows,
+            "frontier": files.frontier,
+            "recommendation": advice,
+        },
+    )
+    _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))
+    _write_atomic(files.md, render_markdown(name, rows, advice, sort).encode("utf-8"))
+    _write_atomic(files.png, render_png(rows, name))
+    return files
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    fields = [*ROW_FIELDS, *SYSTEM_FIELDS, "pareto"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes so that a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

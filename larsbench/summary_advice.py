@@ -1,0 +1,267 @@
+"""The accuracy/speed frontier of a sweep's runs and the written recommendation drawn from it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from larsbench.results import RunResult
+from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED
+from larsbench.summary_format import duration, percent, rate
+
+# Accept a run this many top-1 points below the best for more speed.
+DEFAULT_TOLERANCE = 0.5
+# A faster run is worth an accuracy cost only if it is at least this much faster: throughput
+# of the same run varies by a few percent, and smaller gains are not worth a change of recipe.
+DEFAULT_MIN_SPEEDUP = 0.05
+# LARC and SGD top-1 within this many points are "on par" (a few validation images).
+DEFAULT_SAME_WITHIN = 0.05
+# At most this many faster alternatives are named after the pick.
+MAX_OPTIONS = 3
+
+
+def finite(value: Any) -> bool:
+    """A real, finite number (not None, NaN, infinity or a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def speed_key(images_per_sec: float) -> float:
+    """Throughput as the table shows it: whole img/s, or 0.1 img/s below 100."""
+    if not finite(images_per_sec):
+        return math.nan
+    return round(images_per_sec, 0 if images_per_sec >= 100 else 1)
+
+
+def measured(result: RunResult) -> bool:
+    """Completed with a top-1: the runs a recommendation may weigh."""
+    return result.status == COMPLETED and finite(result.top1)
+
+
+def rankable(result: RunResult) -> bool:
+    """Measured and with a training throughput: the runs the frontier is drawn from."""
+    return measured(result) and finite(result.images_per_sec) and result.images_per_sec > 0
+
+
+def pareto_frontier(results: Iterable[RunResult]) -> set[str]:
+    """Completed runs that no other completed run beats on both top-1 and throughput.
+
+    Values are compared as the table shows them (top-1 to 0.01 points, img/s to 1 img/s), so
+    two runs that read the same are tied: a tie on one axis is decided by the other, and runs
+    tied on both are all on the frontier. Runs without a finite top-1 or speed are left out.
+    """
+    points = [
+        (r.run_id, round(r.top1, 2), speed_key(r.images_per_sec)) for r in results if rankable(r)
+    ]
+    return {
+        run_id
+        for run_id, top1, speed in points
+        if not any(t >= top1 and s >= speed and (t > top1 or s > speed) for _, t, s in points)
+    }
+
+
+def recommend(
+    results: list[RunResult],
+    tolerance: float = DEFAULT_TOLERANCE,
+    min_speedup: float = DEFAULT_MIN_SPEEDUP,
+    same_within: float = DEFAULT_SAME_WITHIN,
+) -> str:
+    """A few sentences: which run to use, what more speed would cost, where LARC helps.
+
+    The rule (docs/summary.md): walk the frontier from its most accurate run towards faster
+    ones and move on while the next run stays within `tolerance` points of the best top-1 and
+    is at least `min_speedup` faster than the current pick.
+    """
+    done = [r for r in results if measured(r)]
+    parts, pick = _pick_sentences(done, tolerance, min_speedup)
+    parts += _larc_sentences(done, same_within)
+    parts.append(_time_sentence(done, pick))
+    parts.append(_not_counted_sentence(results))
+    return " ".join(p for p in parts if p)
+
+
+def _speed(value: float) -> str:
+    return f"{rate(value)} img/s"
+
+
+def _baseline(timed: list[RunResult]) -> RunResult:
+    """The reference for speed-ups: the smallest-batch SGD run (the slowest one if several)."""
+    pool = [r for r in timed if r.optimizer == "sgd"] or timed
+    return min(pool, key=lambda r: (r.batch_size or math.inf, r.images_per_sec))
+
+
+def _pick_sentences(
+    done: list[RunResult], tolerance: float, min_speedup: float
+) -> tuple[list[str], RunResult | None]:
+    if not done:
+        return ["Recommendation: none yet; no run has completed with a top-1."], None
+    best = max(done, key=lambda r: (round(r.top1, 2), r.images_per_sec if rankable(r) else 0.0))
+    if len(done) == 1:
+        speed = f", {_speed(best.images_per_sec)}" if rankable(best) else ""
+        text = (
+            f"Recommendation: {best.run_id} is the only completed run so far "
+            f"({percent(best.top1)} top-1{speed}); there is nothing to compare it with yet."
+        )
+        return [text], best
+    ids = pareto_frontier(done)
+    front = sorted((r for r in done if r.run_id in ids), key=lambda r: r.images_per_sec)
+    if not front:
+        text = (
+            f"Recommendation: {best.run_id} has the best top-1 ({percent(best.top1)}); "
+            "no completed run recorded its throughput, so speed cannot be weighed."
+        )
+        return [text], best
+    floor = best.top1 - tolerance - 1e-9
+    pick = front[0]
+    for r in front[1:]:
+        if r.top1 >= floor and r.images_per_sec >= pick.images_per_sec * (1 + min_speedup):
+            pick = r
+    baseline = _baseline([r for r in done if rankable(r)])
+    loss = pick.top1 - best.top1
+    if round(loss, 2) == 0:
+        text = f"Recommendation: {pick.run_id} has the best top-1 ({percent(pick.top1)})"
+    else:
+        of_best = "" if best is baseline else f"{best.run_id}: {percent(best.top1)}, "
+        kept = 100 * pick.top1 / best.top1 if best.top1 else math.nan
+        text = (
+            f"Recommendation: {pick.run_id} keeps {kept:.2f}% of the best top-1 "
+            f"({of_best}{loss:+.2f} points)"
+        )
+    if pick is not baseline:
+        text += f" at {pick.images_per_sec / baseline.images_per_sec:.2f}x the speed of "
+        text += f"{baseline.run_id}"
+    if pick is front[0]:
+        text += (
+            f"; no run within {tolerance:g} points of the best is {min_speedup:.0%} faster or more"
+        )
+    sentences = [text + "."]
+    options = _faster_options(front, pick, min_speedup)
+    if options:
+        sentences.append(_options_sentence(options, pick, best, done))
+    return sentences, pick
+
+
+def _faster_options(front: list[RunResult], pick: RunResult, min_speedup: float) -> list[RunResult]:
+    """Frontier runs past the pick, each at least `min_speedup` faster than the one before."""
+    options: list[RunResult] = []
+    current = pick
+    for r in front[front.index(pick) + 1 :]:
+        if r.images_per_sec >= current.images_per_sec * (1 + min_speedup):
+            options.append(r)
+            current = r
+    return options[:MAX_OPTIONS]
+
+
+def _options_sentence(
+    options: list[RunResult], pick: RunResult, best: RunResult, done: list[RunResult]
+) -> str:
+    clauses = []
+    named = {pick.run_id, *(r.run_id for r in options)}
+    for i, r in enumerate(options):
+        gain = r.images_per_sec / pick.images_per_sec - 1
+        cost = best.top1 - r.top1
+        if i == 0:
+            clause = f"For {gain:.0%} more speed, {r.run_id} costs {cost:.2f} points of the best"
+        else:
+            clause = f"for {gain:.0%} more, {r.run_id} costs {cost:.2f}"
+        sgd = _partner(r, done) if r.optimizer == "larc" else None
+        if sgd is not None and sgd.run_id not in named:
+            clause += f"; plain SGD at {r.batch_size} costs {best.top1 - sgd.top1:.2f}"
+        clauses.append(clause)
+    return "; ".join(clauses) + "."
+
+
+def _pair_key(r: RunResult) -> tuple[Any, ...]:
+    lr = round(r.lr, 9) if finite(r.lr) else None
+    return (r.model, r.epochs, r.batch_size, lr)
+
+
+def _partner(larc: RunResult, done: list[RunResult]) -> RunResult | None:
+    """The completed SGD run with the same model, epochs, batch and lr (first in sweep order)."""
+    key = _pair_key(larc)
+    return next((r for r in done if r.optimizer == "sgd" and _pair_key(r) == key), None)
+
+
+def _larc_sentences(done: list[RunResult], same_within: float) -> list[str]:
+    """Per trust coefficient: LARC's top-1 minus plain SGD's at the same batch size."""
+    by_tc: dict[Any, list[tuple[int, float]]] = {}
+    unpaired: set[Any] = set()
+    for r in done:
+        if r.optimizer != "larc":
+            continue
+        sgd = _partner(r, done)
+        if sgd is None:
+            unpaired.add(r.trust_coefficient)
+        else:
+            by_tc.setdefault(r.trust_coefficient, []).append((r.batch_size, r.top1 - sgd.top1))
+    sentences = []
+    for tc in sorted(by_tc, key=lambda t: t if finite(t) else math.inf):
+        pairs = sorted(by_tc[tc], key=lambda p: p[0] or 0)
+        name = f"LARC with tc {tc:g}" if finite(tc) else "LARC"
+        verdicts = {_verdict(d, same_within) for _, d in pairs}
+        diffs = ", ".join(f"{d:+.2f} at {b}" for b, d in pairs)
+        if len(pairs) == 1:
+            b, d = pairs[0]
+            verdict = _verdict(d, same_within)
+            sentences.append(f"{name} {verdict} at batch {b} ({d:+.2f} points vs plain SGD).")
+        elif len(verdicts) == 1:
+            where = "here" if tc not in unpaired else "with an SGD run to compare"
+            sentences.append(
+                f"{name} {verdicts.pop()} at every batch size {where} "
+                f"(top-1 vs plain SGD: {diffs})."
+            )
+        else:
+            clauses = []
+            for verdict in ("helps", "is on par", "hurts"):
+                group = [(b, d) for b, d in pairs if _verdict(d, same_within) == verdict]
+                if group:
+                    batches = " and ".join(str(b) for b, _ in group)
+                    values = ", ".join(f"{d:+.2f}" for _, d in group)
+                    unit = "" if clauses else " points vs plain SGD"
+                    clauses.append(f"{verdict} at {batches} ({values}{unit})")
+            joined = ", ".join(clauses[:-1]) + " and " + clauses[-1]
+            sentences.append(f"{name} {joined}.")
+    return sentences
+
+
+def _verdict(diff: float, same_within: float) -> str:
+    if diff > same_within:
+        return "helps"
+    if diff < -same_within:
+        return "hurts"
+    return "is on par"
+
+
+def _time_sentence(done: list[RunResult], pick: RunResult | None) -> str:
+    """The most top-1 per hour of training: what the study's author asked for, stated plainly."""
+    timed = [r for r in done if finite(r.train_seconds) and r.train_seconds > 0]
+    if len(timed) < 2:
+        return ""
+    rate = {r.run_id: r.top1 / (r.train_seconds / 3600) for r in timed}
+    top = max(timed, key=lambda r: rate[r.run_id])
+    text = (
+        f"Per hour of training, {top.run_id} gives the most top-1 "
+        f"({rate[top.run_id]:.1f} points/h: {percent(top.top1)} in {duration(top.train_seconds)})"
+    )
+    if pick is not None and pick.run_id in rate and pick is not top:
+        text += f"; {pick.run_id} gives {rate[pick.run_id]:.1f}"
+    return text + "."
+
+
+def _not_counted_sentence(results: list[RunResult]) -> str:
+    ended = [
+        f"{r.run_id} ({r.status if r.status != COMPLETED else 'no top-1'})"
+        for r in results
+        if r.status in (FAILED, DIVERGED, STOPPED) or (r.status == COMPLETED and not measured(r))
+    ]
+    pending = [r for r in results if r.status in (RUNNING, QUEUED) or not r.status]
+    parts = []
+    if ended:
+        parts.append(f"Not counted: {', '.join(ended)}.")
+    if pending:
+        running = sum(r.status == RUNNING for r in pending)
+        counts = [f"{running} running"] if running else []
+        if len(pending) - running:
+            counts.append(f"{len(pending) - running} queued")
+        parts.append(f"Still to come: {' and '.join(counts)}; this may change the verdict.")
+    return " ".join(parts)
