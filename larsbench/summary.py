@@ -13,6 +13,7 @@ from typing import Any
 
 from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
+from larsbench.scaling import scaling_markdown, scaling_rows
 from larsbench.summary_advice import (
     DEFAULT_MIN_SPEEDUP,
     DEFAULT_TOLERANCE,
@@ -64,6 +65,13 @@ ROW_FIELDS = (
     "time_to_best_seconds",
     "wall_seconds",
     "data_wait_fraction",
+    # throughput mode (train.mode = "throughput"): per step, and the projected full run
+    "mode",
+    "step_seconds",
+    "optimizer_share",
+    "communication_wait_seconds",
+    "peak_memory_bytes",
+    "projected_run_seconds",
     "top1_per_train_hour",
 )
 # Numeric hardware figures taken from RunResult.system (larsbench.telemetry.summarize_system);
@@ -227,7 +235,8 @@ def write_summary(
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))
-    _write_atomic(files.md, render_markdown(name, rows, advice, sort).encode("utf-8"))
+    extra = scaling_markdown(scaling_rows(results))
+    _write_atomic(files.md, render_markdown(name, rows, advice, sort, extra).encode("utf-8"))
     _write_atomic(files.png, render_png(rows, name))
     return files
 

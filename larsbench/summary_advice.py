@@ -72,12 +72,50 @@ def recommend(
     ones and move on while the next run stays within `tolerance` points of the best top-1 and
     is at least `min_speedup` faster than the current pick.
     """
+    timed = [
+        r
+        for r in results
+        if r.mode == "throughput" and r.status == "completed" and finite(r.images_per_sec)
+    ]
+    if timed and not any(measured(r) for r in results):
+        return throughput_advice(timed)
     done = [r for r in results if measured(r)]
     parts, pick = _pick_sentences(done, tolerance, min_speedup)
     parts += _larc_sentences(done, same_within)
     parts.append(_time_sentence(done, pick))
     parts.append(_not_counted_sentence(results))
     return " ".join(p for p in parts if p)
+
+
+def throughput_advice(timed: list[RunResult]) -> str:
+    """For throughput-mode runs (no accuracy): the fastest, its projected run, LARC's cost."""
+    fastest = max(timed, key=lambda r: r.images_per_sec)
+    parts = [
+        f"Throughput mode, no accuracy measured: {fastest.run_id} is the fastest at "
+        f"{_speed(fastest.images_per_sec)} ({rate(fastest.images_per_sec_per_gpu)} per GPU)"
+        + (
+            f"; its {fastest.epochs}-epoch run would take about "
+            f"{duration(fastest.projected_run_seconds)}."
+            if finite(fastest.projected_run_seconds)
+            else "."
+        )
+    ]
+    for batch in sorted({r.batch_size for r in timed}):
+        sgd = next((r for r in timed if r.batch_size == batch and r.optimizer == "sgd"), None)
+        for larc in (r for r in timed if r.batch_size == batch and r.optimizer == "larc"):
+            if sgd is None:
+                continue
+            share = (
+                f" (optimizer {100 * larc.optimizer_share:.1f}% of the step vs "
+                f"{100 * sgd.optimizer_share:.1f}%)"
+                if finite(larc.optimizer_share) and finite(sgd.optimizer_share)
+                else ""
+            )
+            parts.append(
+                f"LARC tc {larc.trust_coefficient:g} at batch {batch} runs at "
+                f"{larc.images_per_sec / sgd.images_per_sec:.1%} of plain SGD's speed{share}."
+            )
+    return " ".join(parts)
 
 
 def _speed(value: float) -> str:

@@ -23,6 +23,16 @@ SYSTEM_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Throughput-mode figures (train.mode = "throughput"), shown when some run has them.
+THROUGHPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("step_seconds", "step", "ms"),
+    ("optimizer_share", "optimizer", "share"),
+    ("communication_wait_seconds", "all-reduce wait", "ms"),
+    ("peak_memory_bytes", "peak mem", "gib"),
+    ("projected_run_seconds", "projected run", "time"),
+)
+
+
 def percent(value: Any, digits: int = 2) -> str:
     """76.42%; blank when missing."""
     return f"{value:.{digits}f}%" if _num(value) else ""
@@ -74,6 +84,8 @@ _FORMATS: dict[str, Callable[[Any], str]] = {
     "flag": lambda v: "" if v is None else ("yes" if v else "no"),
     "gib": lambda v: f"{v / 2**30:.1f}G" if _num(v) else "",
     "rank": lambda v: f"r{v}" if _num(v) else "",
+    "ms": lambda v: f"{1000 * v:.1f} ms" if _num(v) else "",
+    "share": lambda v: percent(100 * v, 1) if _num(v) else "",
     "star": lambda v: "*" if v else "",
 }
 
@@ -94,11 +106,22 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("images_per_sec_per_gpu", "img/s/GPU", "rate"),
     ("train_seconds", "train time", "time"),
     ("time_to_best_seconds", "to best", "time"),
+    *THROUGHPUT_COLUMNS,
     *SYSTEM_COLUMNS,
     ("pareto", "frontier", "star"),
 )
 _SHOWN_IF_VARIED = ("status", "model", "epochs")
-_SYSTEM_KEYS = {key for key, _, _ in SYSTEM_COLUMNS}
+# Columns left out when no run has a value: hardware, throughput-mode, and (for a
+# throughput-only sweep) accuracy columns.
+_OPTIONAL_KEYS = {
+    *(key for key, _, _ in SYSTEM_COLUMNS),
+    *(key for key, _, _ in THROUGHPUT_COLUMNS),
+    "top1",
+    "top5",
+    "best_top1",
+    "train_seconds",
+    "time_to_best_seconds",
+}
 _LEFT = ("text", "star")
 
 DID_NOT_FINISH = ("failed", "diverged", "stopped")
@@ -111,7 +134,7 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         values = [r.get(key) for r in rows]
         if key in _SHOWN_IF_VARIED and len(set(values)) <= 1:
             continue
-        if key in _SYSTEM_KEYS and all(v is None for v in values):
+        if key in _OPTIONAL_KEYS and all(v is None for v in values):
             continue
         shown.append((key, header, kind))
     return shown
@@ -168,8 +191,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 _SORT_NAMES = {"top1": "top-1", "images_per_sec": "img/s", "sweep": "sweep order"}
 
 
-def render_markdown(name: str, rows: list[dict[str, Any]], advice: str, sort: str) -> str:
-    """The whole of summary.md."""
+def render_markdown(
+    name: str, rows: list[dict[str, Any]], advice: str, sort: str, extra: str = ""
+) -> str:
+    """The whole of summary.md; `extra` holds further sections (scaling efficiency)."""
     order = _SORT_NAMES.get(sort, sort)
     out = [f"# {name}: accuracy and speed", "", common_line(rows) + ".", ""]
     if rows:
@@ -189,6 +214,8 @@ def render_markdown(name: str, rows: list[dict[str, Any]], advice: str, sort: st
             reason = f": {r['reason']}" if r.get("reason") else ""
             out.append(f"- {r['run_id']}: {r['status']}{where}{reason}")
         out.append("")
+    if extra:
+        out += [extra]
     out += ["![top-1 against training throughput](summary.png)", ""]
     return "\n".join(out)
 

@@ -281,3 +281,39 @@ def test_importing_the_summary_loads_neither_torch_nor_matplotlib():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def _throughput(run_id: str, opt: str, ips: float, share: float, world: int = 8) -> RunResult:
+    return RunResult(
+        run_id=run_id,
+        status="completed",
+        mode="throughput",
+        model="resnet50",
+        epochs=90,
+        batch_size=1024,
+        per_rank_batch=1024 // world,
+        world_size=world,
+        optimizer=opt,
+        trust_coefficient=0.02 if opt == "larc" else None,
+        images_per_sec=ips,
+        images_per_sec_per_gpu=ips / world,
+        optimizer_share=share,
+        step_seconds=1024 / ips,
+        projected_run_seconds=3.5 * 3600,
+    )
+
+
+def test_throughput_sweeps_get_speed_advice_and_their_own_columns() -> None:
+    results = [
+        _throughput("bs1024-sgd", "sgd", 10_000.0, 0.05),
+        _throughput("bs1024-larc-tc0.02", "larc", 9_600.0, 0.09),
+    ]
+    advice = recommend(results)
+    assert advice.startswith("Throughput mode, no accuracy measured: bs1024-sgd is the fastest")
+    assert "3h30m" in advice
+    assert "LARC tc 0.02 at batch 1024 runs at 96.0% of plain SGD's speed" in advice
+    from larsbench.summary_format import table_columns
+
+    headers = [h for _, h, _ in table_columns(summary_rows(results))]
+    assert "optimizer" in headers and "projected run" in headers and "step" in headers
+    assert "top-1" not in headers  # nothing to show in a throughput-only sweep
