@@ -164,8 +164,8 @@ def max_relative_error(actual: list[nn.Parameter], expected: list[torch.Tensor])
 # Tolerance against the float64 reference. Each float32 op rounds with a relative error of at
 # most 2**-24 (6e-8); a parameter takes ~10 such ops per step and keeps its own rounding from
 # step to step, so after 25 steps the error is a random walk of a few 1e-7 (measured: at most
-# 2.9e-7 over the 12 cases below). 1e-6 is that with margin, and still 1000x smaller than getting a factor, a decay or
-# a zero-norm rule wrong would make it.
+# 2.9e-7 over the 12 cases below). 1e-6 is that with margin; a wrong factor, decay or
+# zero-norm rule shows up as errors of 1e-3 and more.
 REL_TOL = 1e-6
 STEPS = 25
 

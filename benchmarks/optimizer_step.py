@@ -1,0 +1,156 @@
+"""Times one optimizer step on ResNet50's parameters: SGD, an apex-style LARC loop, larsbench LARC.
+
+Run from the repository root:
+
+    python benchmarks/optimizer_step.py            # CPU, 2 threads, 30 interleaved repetitions
+    python benchmarks/optimizer_step.py --reps 60 --threads 4
+
+Gradients are random and fixed; before every timed step they are copied back in (untimed),
+because LARC rescales them in place and repeated rescaling would drift into denormals. The
+variants take turns within each repetition (rotating who goes first) so that drifts of a
+shared machine hit them alike; the table reports medians. Results go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torchvision
+
+from larsbench.optim import LARC
+
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-5
+LR = 0.1
+TRUST_COEFFICIENT = 0.02
+
+
+class LoopLARC:
+    """The baseline: apex's LARC algorithm as apex writes it, one tensor at a time.
+
+    The Python ``if`` on the two norms reads them to the host (a device sync per tensor on
+    a GPU; on the CPU only the per-tensor overhead remains).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, trust_coefficient: float) -> None:
+        self.optimizer = optimizer
+        self.trust_coefficient = trust_coefficient
+        self.eps = 1e-8
+
+    @torch.no_grad()
+    def step(self) -> None:
+        weight_decays = []
+        for group in self.optimizer.param_groups:
+            weight_decay = group["weight_decay"]
+            weight_decays.append(weight_decay)
+            group["weight_decay"] = 0
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                param_norm = torch.norm(p)
+                grad_norm = torch.norm(p.grad)
+                if param_norm != 0 and grad_norm != 0:
+                    local_lr = (
+                        self.trust_coefficient
+                        * param_norm
+                        / (grad_norm + param_norm * weight_decay + self.eps)
+                    )
+                    local_lr = min(local_lr / group["lr"], 1)
+                    p.grad += weight_decay * p
+                    p.grad *= local_lr
+        self.optimizer.step()
+        for group, weight_decay in zip(self.optimizer.param_groups, weight_decays, strict=True):
+            group["weight_decay"] = weight_decay
+
+
+class Variant:
+    """One optimizer over its own copy of the parameters, with fixed gradients to restore."""
+
+    def __init__(
+        self,
+        name: str,
+        make: Callable[[list[torch.nn.Parameter]], object],
+        values: list[torch.Tensor],
+        grads: list[torch.Tensor],
+    ) -> None:
+        self.name = name
+        self.params = [torch.nn.Parameter(v.clone()) for v in values]
+        for p, g in zip(self.params, grads, strict=True):
+            p.grad = g.clone()
+        self.source_grads = grads
+        self.optimizer = make(self.params)
+        self.times: list[float] = []
+
+    def restore_grads(self) -> None:
+        torch._foreach_copy_([p.grad for p in self.params], self.source_grads)
+
+    def timed_step(self) -> None:
+        self.restore_grads()
+        start = time.perf_counter()
+        self.optimizer.step()
+        self.times.append(time.perf_counter() - start)
+
+
+def sgd(params: list[torch.nn.Parameter]) -> torch.optim.SGD:
+    # foreach=None picks the multi-tensor implementation, torch's default
+    return torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=30, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50()
+    values = [p.detach() for p in model.parameters()]
+    grads = [torch.randn_like(v) * 1e-3 for v in values]
+    variants = [
+        Variant("SGD (foreach)", sgd, values, grads),
+        Variant(
+            "apex-style loop LARC",
+            lambda ps: LoopLARC(sgd(ps), TRUST_COEFFICIENT),
+            values,
+            grads,
+        ),
+        Variant("larsbench LARC", lambda ps: LARC(sgd(ps), TRUST_COEFFICIENT), values, grads),
+        Variant(
+            "larsbench LARC, stats every step",
+            lambda ps: LARC(sgd(ps), TRUST_COEFFICIENT, stats_every=1),
+            values,
+            grads,
+        ),
+    ]
+    for variant in variants:
+        for _ in range(args.warmup):
+            variant.restore_grads()
+            variant.optimizer.step()
+    for rep in range(args.reps):
+        shift = rep % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            variant.timed_step()
+
+    n_params = sum(v.numel() for v in values)
+    print(
+        f"ResNet50: {len(values)} tensors, {n_params / 1e6:.1f} M parameters; "
+        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or 'cpu'}; "
+        f"median of {args.reps} interleaved steps"
+    )
+    medians = {v.name: statistics.median(v.times) * 1e3 for v in variants}
+    base, loop = medians["SGD (foreach)"], medians["apex-style loop LARC"]
+    print(f"| {'variant':<34} | {'ms':>7} | {'vs loop':>7} | {'vs SGD':>7} |")
+    print(f"|{'-' * 36}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
+    for name, ms in medians.items():
+        print(f"| {name:<34} | {ms:7.1f} | {ms / loop:6.2f}x | {ms / base:6.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
