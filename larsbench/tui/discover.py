@@ -46,6 +46,8 @@ class SweepEntry:
     def label(self) -> str:
         if self.state == RUNNING:
             return f"running {self.done}/{self.total}"
+        if self.state == "finished":
+            return f"done {self.done}/{self.total}"
         if self.state:
             return f"{self.state} {self.done}/{self.total}"
         return f"{self.done}/{self.total}"

@@ -166,6 +166,10 @@ class SweepWatcher:
         return True
 
     def _read_sweep(self) -> None:
+        if not self.is_sweep and is_sweep_dir(self.root):
+            # A sweep just launched: sweep.json appears a moment after the folder.
+            self.is_sweep = True
+            self._set_focus(None)
         if not self.is_sweep:
             self._run_ids = [self.root.name]
             return

@@ -111,6 +111,8 @@ class ConfigureScreen(Screen[None]):
         first = next((e for e in readable if e.name == "smoke"), readable[0] if readable else None)
         if first is not None:
             self.load_profile(first.path)
+            picker = self.query_one("#picker", OptionList)
+            picker.highlighted = picker.get_option_index(f"profile:{first.path}")
         else:
             self.query_one("#form-title", Static).update(
                 Text("No profiles found in " + ", ".join(map(str, self.lapp.profiles_dirs)))
@@ -125,7 +127,7 @@ class ConfigureScreen(Screen[None]):
         for p in find_profiles(self.lapp.profiles_dirs):
             oid = f"profile:{p.path}"
             self._entries[oid] = p
-            label = Text(f"  {p.name}")
+            label = Text(f"  {p.name}", no_wrap=True, overflow="ellipsis")
             if p.error:
                 label.append("  (unreadable)", style="red")
             options.append(Option(label, id=oid))
@@ -138,7 +140,7 @@ class ConfigureScreen(Screen[None]):
         for s in sweeps:
             oid = f"sweep:{s.path}"
             self._entries[oid] = s
-            label = Text(f"  {s.path.name} ")
+            label = Text(f"  {s.path.name} ", no_wrap=True, overflow="ellipsis")
             label.append(f"({s.label})", style="green" if s.state == "running" else "dim")
             options.append(Option(label, id=oid))
         picker.add_options(options)
@@ -157,7 +159,7 @@ class ConfigureScreen(Screen[None]):
         name = str(raw.get("name") or path.stem)
         t = Text()
         t.append(f"{name}", style="bold")
-        t.append(f"  {self._short(path)}", style="dim")
+        t.append(f"  {path.parent.name}/{path.name}", style="dim")
         if raw.get("description"):
             t.append(f"\n{raw['description']}", style="italic")
         title.update(t)
@@ -256,7 +258,7 @@ class ConfigureScreen(Screen[None]):
             message = result.errors.get(key, "")
             err.update(Text(message, style="bold red"))
             err.display = bool(message)
-            control.set_class(bool(message), "-invalid")
+            control.set_class(bool(message), "-error")
         general = self.query_one("#general-errors", Static)
         general.update(Text("\n".join(result.general), style="bold red"))
         general.display = bool(result.general)

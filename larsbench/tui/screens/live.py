@@ -30,7 +30,7 @@ STALE_SECONDS = 120  # a running run with no event for this long gets a warning
 
 def header_text(view: SweepView | None) -> Text:
     """One line: sweep, run i/n, state, epoch, step, ETAs, and whether this is a replay."""
-    t = Text(no_wrap=True, overflow="ellipsis")
+    t = Text()
     t.append(" larsbench ", style="bold reverse")
     if view is None:
         t.append("  waiting for the first read…", style="dim")

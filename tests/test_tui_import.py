@@ -1,0 +1,54 @@
+"""The app never imports torch, and its pure modules do not even import textual."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PURE = [
+    "larsbench.tui.state",
+    "larsbench.tui.sweepview",
+    "larsbench.tui.form",
+    "larsbench.tui.format",
+    "larsbench.tui.tomltext",
+    "larsbench.tui.discover",
+    "larsbench.tui.runner_control",
+]
+
+
+def loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+def test_importing_the_app_does_not_import_torch() -> None:
+    loaded = loaded_after("import larsbench.tui; from larsbench.tui import make_app; make_app()")
+    assert "textual" in loaded
+    assert "torch" not in loaded and "torchvision" not in loaded
+    assert "matplotlib" not in loaded  # only summary.png needs it
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_do_not_import_textual(module: str) -> None:
+    # Importing the module imports its package (larsbench.tui) first, which is the app;
+    # load the file on its own so that only its own imports count.
+    code = (
+        "import importlib.util, sys, larsbench\n"
+        f"name = {module!r}\n"
+        "path = larsbench.__path__[0] + '/tui/' + name.rsplit('.', 1)[1] + '.py'\n"
+        "sys.modules['larsbench.tui'] = type(sys)('larsbench.tui')\n"
+        "sys.modules['larsbench.tui'].__path__ = [larsbench.__path__[0] + '/tui']\n"
+        "spec = importlib.util.spec_from_file_location(name, path)\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules[name] = mod\n"
+        "spec.loader.exec_module(mod)\n"
+    )
+    loaded = loaded_after(code)
+    assert "textual" not in loaded, f"{module} pulls in textual"
+    assert "torch" not in loaded

@@ -1,0 +1,80 @@
+"""SVG snapshots of the three screens at 120x40 from the fixed fixture data and clock.
+
+Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+from tui_helpers import SIZE, app_for, fixture_tree, wait_until
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    fixture_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)  # paths on screen are relative: runs/..., profiles/...
+    return tmp_path
+
+
+def test_results_screen(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    app = app_for(tree, tree / "runs" / "fixture-sweep")
+
+    async def ready(pilot: Pilot) -> None:
+        await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_live_screen_larc_replay(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    app = app_for(tree, tree / "runs" / "fixture-sweep")
+
+    async def ready(pilot: Pilot) -> None:
+        await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.view.focus == "bs64-larc-tc0.02")  # type: ignore[union-attr]
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_live_screen_trust_table(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    app = app_for(tree, tree / "runs" / "fixture-sweep" / "bs64-larc-tc0.02")
+
+    async def ready(pilot: Pilot) -> None:
+        await wait_until(pilot, lambda: app.view is not None and app.view.run is not None)
+        await pilot.press("t", "l")  # the clipping table; hide the log
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_configure_screen(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    app = app_for(tree, None)
+
+    async def ready(pilot: Pilot) -> None:
+        await pilot.pause(0.3)
+        await pilot.press("down", "enter")  # the fixture profile
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_configure_screen_with_an_error(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    app = app_for(tree, None)
+
+    async def ready(pilot: Pilot) -> None:
+        await pilot.pause(0.3)
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+        for field in app.screen.query(Input):
+            field.cursor_blink = False  # a blinking cursor makes the snapshot flaky
+        await pilot.click("#f-train-batch-size")
+        await pilot.press("end", "backspace", "backspace", "backspace", "3")
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
