@@ -172,12 +172,14 @@ if command -v larsbench >/dev/null; then
 else
   LB=("$PY" -m larsbench.cli)
 fi
-echo "== smoke: ${LB[*]} run --profile profiles/seed-throughput.toml (1 GPU, bs256 sgd)"
-timeout 240 "${LB[@]}" run --profile profiles/seed-throughput.toml \
-  --set launch.nproc_per_node=1 --set train.epochs=1 --set train.max_steps_per_epoch=50 \
-  --set 'sweep.train.batch_size=[256]' --set 'sweep.optimizer=[{name="sgd"}]' \
+# Throughput mode (issue 7): ResNet50, fp16 AMP, channels_last, batch 256 on 1 GPU, SGD and
+# LARC: img/s, the step split and LARC's share of the step, in the summary printed at the end.
+echo "== smoke: ${LB[*]} run --profile profiles/seed-throughput.toml (1 GPU, bs256, sgd+larc)"
+timeout 300 "${LB[@]}" run --profile profiles/seed-throughput.toml \
+  --set launch.nproc_per_node=1 --set 'sweep.train.batch_size=[256]' \
+  --set 'sweep.optimizer=[{name="sgd"}, {name="larc", trust_coefficient=0.02}]' \
   --out "$OUT/gpu-smoke" >"$OUT/gpu-smoke.log" 2>&1 || smoke_status=$?
-tail -n 15 "$OUT/gpu-smoke.log" || true
+tail -n 25 "$OUT/gpu-smoke.log" || true
 timeout 60 "$PY" - "$OUT/gpu-smoke" <<'PYEOF' || smoke_status=$((smoke_status ? smoke_status : 1))
 """The smoke's telemetry: a system file from NVML and the derived figures in result.json."""
 
