@@ -153,7 +153,12 @@ def training_overhead(
         done = ", ".join(f"{n} {speeds[n][-1]:.1f}" for n in names)
         print(f"  round {r + 1}/{rounds}: {done} img/s", flush=True)
     for name, values in cost.items():
-        print(f"  live sampler CPU per sample, {name}: {statistics.fmean(values):.0f} us")
+        per_sample = statistics.fmean(values)
+        share = 100 * per_sample * 1e-6 / (configs[name] or 1.0)
+        print(
+            f"  live sampler, {name}: {per_sample:.0f} us CPU per sample = {share:.2f}% of one"
+            " core (the most it can take from training)"
+        )
     return speeds, cpu_ms
 
 

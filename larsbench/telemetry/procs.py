@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import psutil
@@ -10,9 +9,9 @@ import psutil
 from larsbench.telemetry.snapshots import HostSample, ProcSample
 
 
-def _local_rank(proc: psutil.Process) -> int | None:
+def _local_rank(pid: int) -> int | None:
     try:
-        value = proc.environ().get("LOCAL_RANK")
+        value = psutil.Process(pid).environ().get("LOCAL_RANK")
     except (psutil.Error, OSError):
         return None
     return int(value) if value is not None and value.isdigit() else None
@@ -25,22 +24,38 @@ def find_rank_pids(torchrun_pid: int) -> dict[int, int]:
     inherit that variable and are its data-loader workers, so the walk does not enter them.
     Ranks not started yet are missing: call again until all nproc_per_node are found.
     """
-    try:
-        frontier = psutil.Process(torchrun_pid).children()
-    except psutil.Error:
-        return {}
+    tree = _children_map()
     found: dict[int, int] = {}
+    frontier = tree.get(torchrun_pid, [])
     while frontier:
-        deeper: list[psutil.Process] = []
-        for proc in frontier:
-            local_rank = _local_rank(proc)
+        deeper: list[int] = []
+        for pid in frontier:
+            local_rank = _local_rank(pid)
             if local_rank is None:
-                with contextlib.suppress(psutil.Error):
-                    deeper.extend(proc.children())
+                deeper.extend(tree.get(pid, []))
             else:
-                found.setdefault(local_rank, proc.pid)
+                found.setdefault(local_rank, pid)
         frontier = deeper
     return dict(sorted(found.items()))
+
+
+def _children_map() -> dict[int, list[int]]:
+    """parent pid -> child pids of every process: one walk of /proc, whatever the ranks."""
+    tree: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        ppid = proc.info["ppid"]
+        if ppid is not None:
+            tree.setdefault(ppid, []).append(proc.pid)
+    return tree
+
+
+def _descendants(tree: dict[int, list[int]], pid: int) -> list[int]:
+    out, frontier = [], list(tree.get(pid, []))
+    while frontier:
+        child = frontier.pop()
+        out.append(child)
+        frontier.extend(tree.get(child, []))
+    return out
 
 
 class HostReader:
@@ -118,18 +133,15 @@ class RankProcesses:
         self.refresh_workers()
 
     def refresh_workers(self) -> None:
+        tree = _children_map() if self._ranks else {}
         for local_rank, proc in self._ranks.items():
-            try:
-                children = proc.children(recursive=True) if proc is not None else []
-            except psutil.Error:
-                children = []
             known = self._workers.get(local_rank, {})
             fresh: dict[int, psutil.Process] = {}
-            for child in children:
-                if child.pid in known:
-                    fresh[child.pid] = known[child.pid]
-                elif (opened := _open(child.pid)) is not None:
-                    fresh[child.pid] = opened
+            for child in _descendants(tree, proc.pid) if proc is not None else []:
+                if child in known:
+                    fresh[child] = known[child]
+                elif (opened := _open(child)) is not None:
+                    fresh[child] = opened
             self._workers[local_rank] = fresh
 
     def read(self, gpu_mem: dict[int, int] | None) -> tuple[ProcSample, ...]:
