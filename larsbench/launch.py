@@ -35,7 +35,7 @@ def torchrun_command(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> list
     return cmd
 
 
-def worker_environment(run: RunConfig) -> dict[str, str]:
+def worker_environment(run: RunConfig, paths: RunPaths) -> dict[str, str]:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(run.threads_per_rank)
     env["PYTHONUNBUFFERED"] = "1"
@@ -44,8 +44,12 @@ def worker_environment(run: RunConfig) -> dict[str, str]:
         # on this torch (pytorch issue 135712).
         env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
     if run.device == "cuda":
-        # Collective hangs surface as errors instead of silent stalls.
+        # Collective hangs surface as errors (the NCCL watchdog) instead of silent stalls,
+        # and the flight recorder keeps the last collectives of each rank for the post-mortem.
         env.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+        env.setdefault("TORCH_NCCL_TRACE_BUFFER_SIZE", "2000")
+        env.setdefault("TORCH_NCCL_DUMP_ON_TIMEOUT", "1")
+        env.setdefault("TORCH_FR_DUMP_TEMP_FILE", str(paths.logs_dir / "nccl_trace_rank_"))
     return env
 
 
@@ -94,7 +98,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=worker_environment(run),
+            env=worker_environment(run, paths),
             start_new_session=True,
         )
     return Launched(process, log_path, time.time())

@@ -66,11 +66,29 @@ def test_multi_node_uses_the_c10d_rendezvous(tmp_path: Path) -> None:
     assert cmd[cmd.index("--rdzv-id") + 1] == "sweep-run"
 
 
-def test_environment_sets_threads_and_the_restart_workaround() -> None:
-    env = worker_environment(run_of(nproc_per_node=2, threads_per_rank=1, max_restarts=2))
+def test_environment_sets_threads_and_the_restart_workaround(tmp_path: Path) -> None:
+    paths = RunPaths(tmp_path / "r")
+    env = worker_environment(run_of(nproc_per_node=2, threads_per_rank=1, max_restarts=2), paths)
     assert env["OMP_NUM_THREADS"] == "1"
     assert env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1"
-    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE" not in worker_environment(run_of())
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE" not in worker_environment(run_of(), paths)
+    assert "TORCH_NCCL_TRACE_BUFFER_SIZE" not in worker_environment(run_of(), paths)
+
+
+def test_gpu_runs_get_the_nccl_watchdog_and_flight_recorder(tmp_path: Path) -> None:
+    profile = parse_profile(
+        {
+            "name": "g",
+            "launch": {"device": "cuda", "nproc_per_node": 8},
+            "train": {"batch_size": 256},
+            "data": {"source": "synthetic"},
+        }
+    )
+    run = expand(profile, Machine(gpus=8, cpus=64))[0]
+    env = worker_environment(run, RunPaths(tmp_path / "r"))
+    assert env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
+    assert env["TORCH_NCCL_DUMP_ON_TIMEOUT"] == "1"
+    assert env["TORCH_FR_DUMP_TEMP_FILE"] == str(tmp_path / "r" / "logs" / "nccl_trace_rank_")
 
 
 def test_failure_reason_names_the_rank_and_the_signal(tmp_path: Path) -> None:
