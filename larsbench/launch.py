@@ -16,6 +16,9 @@ from larsbench.config import RunConfig
 from larsbench.rundir import RunPaths
 
 WORKER_MODULE = "larsbench.train.worker"
+# SIGTERM, then SIGKILL after this: the ranks checkpoint at their next report if they reach it
+# in time (else the run resumes from its last epoch checkpoint); all is gone well within 10 s.
+STOP_GRACE_SECONDS = 7.0
 
 
 def torchrun_command(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> list[str]:
@@ -68,7 +71,7 @@ class Launched:
     def poll(self) -> int | None:
         return self.process.poll()
 
-    def stop(self, grace_seconds: float = 10.0) -> int:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> int:
         """SIGTERM to the whole group, SIGKILL after the grace period; returns the exit code."""
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
