@@ -24,7 +24,7 @@ from larsbench.tui.screens.results import ResultsScreen
 from larsbench.tui.sweepview import SweepView
 from larsbench.tui.watcher import SweepUpdated, SweepWatcher, pid_alive
 
-POLL_INTERVAL = 0.5  # seconds between reads of the watched folder (at most 2 UI updates/s)
+POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
 
 
 class LarsbenchApp(App[None]):

@@ -6,6 +6,7 @@ import math
 import statistics
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +125,9 @@ class TrustView:
 
     layers: tuple[str, ...]
     steps: tuple[float, ...]  # one per column
-    log_factors: tuple[tuple[float, ...], ...]  # [column][layer]; NaN where absent
+    # [column][layer]; NaN where absent; a column may be shorter than `layers` (layers that
+    # appeared later). Columns are shared with the history, which never changes them in place.
+    log_factors: tuple[Sequence[float], ...]
     stats: tuple[LayerStat, ...]  # in layer order
     lr: float
     snapshots: int
@@ -172,8 +175,8 @@ class TrustHistory:
                 (self.grad_norm, math.nan),
             ):
                 lst.append(init)
-            for col in self.columns:
-                col.append(math.nan)
+            # Copies, not in-place appends: published views share the column arrays.
+            self.columns = [col + array("d", [math.nan]) for col in self.columns]
             if self._pending is not None:
                 self._pending.append(0.0)
         return i
@@ -249,10 +252,10 @@ class TrustHistory:
         if self._cache is not None and self._cache.version == self.version:
             return self._cache
         n = len(self.layers)
-        cols = [tuple(c) + (math.nan,) * (n - len(c)) for c in self.columns]
+        cols: list[Sequence[float]] = list(self.columns)
         steps = list(self.steps)
         if self._pending is not None and self._pending_n:
-            cols.append(tuple(self._mean_pending()) + (math.nan,) * (n - len(self._pending)))
+            cols.append(self._mean_pending())
             steps.append(self._pending_step)
         stats = tuple(
             LayerStat(

@@ -277,9 +277,13 @@ class SweepWatcher:
     def _publishable(self, following: bool = True, error: str = "") -> SweepView | None:
         state = self._state
         alive = pid_alive(self._runner.get("pid"), self._runner.get("host"))
+        now = self.clock()
         key = (
             error,
             alive,
+            # While a runner works, a snapshot every 10 s even without news: the header's
+            # "no events for ..." warning needs the clock to move.
+            int(now // 10) if alive else None,
             following,
             self._focus,
             state.version if state else -1,
@@ -314,7 +318,7 @@ class SweepWatcher:
             results=self._results,
             frontier=self._frontier,
             recommendation=self._recommendation,
-            now=self.clock(),
+            now=now,
             error=error,
             seq=self._seq,
             results_seq=self._results_seq,

@@ -10,21 +10,23 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer, Static
 
 from larsbench.tui import runner_control
 from larsbench.tui.format import NA, count, duration, is_num, num, pct, si
 from larsbench.tui.screens.dialogs import ConfirmDialog
-from larsbench.tui.state import LOG_LINES, RunView
+from larsbench.tui.state import RunView
 from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.devices import DevicePanel, panel_title
+from larsbench.tui.widgets.logtail import LogTailView
 from larsbench.tui.widgets.plots import COLORS, CurvePlot, Line
+from larsbench.tui.widgets.text import set_text
 from larsbench.tui.widgets.trust import TrustHeatmap, TrustTable
 
 if TYPE_CHECKING:
     from larsbench.tui.app import LarsbenchApp
 
-PLOT_INTERVAL = 1.0  # seconds between plot redraws (plotext builds dominate the CPU cost)
+PLOT_INTERVAL = 2.0  # seconds between plot redraws (plotext builds dominate the CPU cost)
 STALE_SECONDS = 120  # a running run with no event for this long gets a warning
 
 
@@ -141,8 +143,6 @@ class LiveScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="live")
         self._view: SweepView | None = None
-        self._log_key: tuple[object, ...] = ()
-        self._log_total = 0
         self._plots_at = -1e9
         self._plot_timer_armed = False
         self._run_key: object = None
@@ -170,7 +170,7 @@ class LiveScreen(Screen[None]):
                 yield TrustTable(id="trust-table")
                 yield Static(id="trust-none")
             with Container(id="log-box", classes="panel"):
-                yield Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
+                yield LogTailView(id="log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -192,11 +192,13 @@ class LiveScreen(Screen[None]):
     def show_view(self, view: SweepView) -> None:
         self._view = view
         run = view.run
-        self.query_one("#live-header", Static).update(header_text(view))
-        self.query_one("#devices-box").border_title = panel_title(run)
+        header = self.query_one("#live-header", Static)
+        set_text(header, header_text(view), width=self.app.size.width)
+        self._title("#devices-box", panel_title(run))
         self.query_one(DevicePanel).show(run)
-        self.query_one("#throughput-numbers", Static).update(throughput_text(run))
-        self.query_one("#training-numbers", Static).update(training_text(run))
+        set_text(self.query_one("#throughput-numbers", Static), throughput_text(run))
+        training = self.query_one("#training-numbers", Static)
+        set_text(training, training_text(run), width=training.content_region.width)
         self._show_trust(run)
         self._show_log(view)
         run_key = (view.root, run.run_id if run else None)
@@ -206,6 +208,11 @@ class LiveScreen(Screen[None]):
         elif not self._plot_timer_armed:
             self._plot_timer_armed = True
             self.set_timer(PLOT_INTERVAL, self._draw_plots)
+
+    def _title(self, selector: str, title: str) -> None:
+        box = self.query_one(selector)
+        if box.border_title != title:
+            box.border_title = title
 
     def _draw_plots(self) -> None:
         self._plot_timer_armed = False
@@ -219,59 +226,48 @@ class LiveScreen(Screen[None]):
                 Line(f"r{r}", c, COLORS[1 + r % (len(COLORS) - 1)])
                 for r, c in enumerate(run.rank_ips_curves)
             ]
-        self.query_one("#throughput", CurvePlot).show(lines, title="img/s: global and per rank")
+        self.query_one("#throughput", CurvePlot).show(
+            lines, title="img/s: global and per rank", from_zero=True
+        )
         self.query_one("#loss-plot", CurvePlot).show([Line("loss", run.loss_curve, "cyan")])
         self.query_one("#lr-plot", CurvePlot).show([Line("lr", run.lr_curve, "orange")])
         self.query_one("#top1-plot", CurvePlot).show(
-            [Line("top-1", run.top1_curve, "green")], title="top-1 % by epoch"
+            [Line("top-1", run.top1_curve, "green")], title="top-1 % by epoch", empty="no eval yet"
         )
 
     def _show_trust(self, run: RunView | None) -> None:
-        box = self.query_one("#trust-box")
         none = self.query_one("#trust-none", Static)
         heat = self.query_one(TrustHeatmap)
         table = self.query_one(TrustTable)
         if run is None or not run.is_larc:
-            box.border_title = "Trust ratios"
+            self._title("#trust-box", "Trust ratios")
             none.display = True
-            none.update(
+            set_text(
+                none,
                 Text(
                     "Plain SGD: no layer-wise trust ratios. Open a LARC run (n / p) to see how "
                     "LARC scales each layer's step.",
                     style="dim",
-                )
+                ),
             )
             heat.display = table.display = False
             return
         none.display = False
         showing_table = self.has_class("-trust-table")
-        heat.display, table.display = not showing_table, showing_table
+        if heat.display != (not showing_table):
+            heat.display, table.display = not showing_table, showing_table
         if showing_table:
-            box.border_title = "LARC: layers by how often clipping bites"
+            self._title("#trust-box", "LARC: layers by how often clipping bites")
             table.show(run.trust)
         else:
-            box.border_title = "LARC trust ratios: applied factor per layer (log) over steps"
+            self._title("#trust-box", "LARC trust ratios: applied factor per layer (log)")
             heat.show(run.trust)
 
     def _show_log(self, view: SweepView) -> None:
         run = view.run
-        log = self.query_one(Log)
-        key = (view.root, run.run_id if run else None)
-        if run is None:
-            log.clear()
-            self._log_key, self._log_total = key, 0
-            return
-        self.query_one("#log-box").border_title = f"Log: {run.run_id}/logs/torchrun.log"
-        new = run.log_total - self._log_total
-        if key != self._log_key or new < 0 or new > len(run.log_lines):
-            log.clear()
-            log.write_lines(list(run.log_lines))
-        elif new:
-            log.write_lines(list(run.log_lines[-new:]))
-        if key != self._log_key or new:
-            # After the next layout: the first write happens before the log knows its size.
-            self.call_after_refresh(log.scroll_end, animate=False)
-        self._log_key, self._log_total = key, run.log_total
+        self.query_one(LogTailView).show(run.log_lines if run else ())
+        if run is not None:
+            self._title("#log-box", f"Log: {run.run_id}/logs/torchrun.log (tail)")
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
 from larsbench.tui.format import is_num
 from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.plots import Point, ScatterPlot
+from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
     from larsbench.tui.app import LarsbenchApp
@@ -152,15 +153,16 @@ class ResultsScreen(Screen[None]):
 
     def show_view(self, view: SweepView) -> None:
         self._view = view
-        self.query_one("#results-header", Static).update(
-            results_header(view, self.sort, self.reverse)
+        set_text(
+            self.query_one("#results-header", Static), results_header(view, self.sort, self.reverse)
         )
         self._fill_table()
         title = "top-1 % vs img/s   ● sgd  ▲ larc  × not completed  ─ frontier"
         self.query_one(ScatterPlot).show(scatter_points(view), title)
         rec = view.recommendation.removeprefix("Recommendation: ")
         rec = rec or "No recommendation yet: no run has finished."
-        self.query_one("#recommendation", Static).update(rec)
+        box = self.query_one("#recommendation", Static)
+        set_text(box, Text(rec), width=box.content_region.width)
 
     def _fill_table(self) -> None:
         view = self._view

@@ -8,6 +8,7 @@ from textual.widgets import Static
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD
 from larsbench.tui.format import NA, bar, gib, is_num, pct, sparkline
 from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
+from larsbench.tui.widgets.text import set_text
 
 
 def _level_style(percent: float) -> str:
@@ -167,7 +168,7 @@ class DevicePanel(Static):
         if key == self._key:
             return
         self._key = key
-        self.update(render_panel(run, width))
+        set_text(self, render_panel(run, width))
 
     def on_resize(self) -> None:
         self._draw()

@@ -38,10 +38,14 @@ class CurvePlot(PlotextPlot):
         title: str | None = None,
         ylog: bool = False,
         empty: str = "no data yet",
+        from_zero: bool = False,
     ) -> None:
+        """Draw the lines; `from_zero` starts the y axis at 0 and leaves the top quarter free
+        for the legend (throughput: the scale of a drop matters more than its detail)."""
         key = (
             title,
             ylog,
+            from_zero,
             tuple((ln.label, ln.color, ln.curve.version, len(ln.curve.xs)) for ln in lines),
             tuple(id(ln.curve) for ln in lines),
         )
@@ -55,13 +59,17 @@ class CurvePlot(PlotextPlot):
         if self._xlabel:
             plt.xlabel(self._xlabel)
         drawn = False
+        top = 0.0
+        # Braille plots hold two points per cell: more points only cost plotext time.
+        limit = max(32, 2 * (self.size.width or 80))
         for ln in lines:
-            xs, ys = ln.curve.xs, ln.curve.ys
+            xs, ys = thin(ln.curve.xs, limit), thin(ln.curve.ys, limit)
             if ylog:
                 pairs = [(x, math.log10(y)) for x, y in zip(xs, ys, strict=True) if y > 0]
                 xs, ys = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
             if not xs:
                 continue
+            top = max(top, *ys)
             label = ln.label if len(lines) > 1 else None
             if len(xs) == 1:
                 plt.scatter(list(xs), list(ys), color=ln.color, label=label, marker="dot")
@@ -69,8 +77,24 @@ class CurvePlot(PlotextPlot):
                 plt.plot(list(xs), list(ys), color=ln.color, label=label, marker="braille")
             drawn = True
         if not drawn:
-            plt.title(f"{title or self._title}: {empty}")
+            plt.title(empty)
+        elif from_zero and top > 0:
+            plt.ylim(0, top * (1.35 if len(lines) > 1 else 1.05))
         self.refresh()
+
+
+def thin(values: Sequence[float], limit: int) -> list[float]:
+    """At most `limit` values: means of equal consecutive buckets (the last value kept)."""
+    n = len(values)
+    if n <= limit:
+        return list(values)
+    out = []
+    for i in range(limit):
+        lo, hi = i * n // limit, (i + 1) * n // limit
+        chunk = values[lo:hi]
+        out.append(sum(chunk) / len(chunk))
+    out[-1] = values[-1]
+    return out
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,14 @@ def color_at(frac: float) -> tuple[int, int, int]:
     return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))  # type: ignore[return-value]
 
 
+LEVELS = 32  # colour steps: a Style per step, built once
+_STYLES = [Style(color=f"rgb{color_at(k / (LEVELS - 1))}") for k in range(LEVELS)]
+_SHADE_AT = [
+    SHADES[min(len(SHADES) - 1, 1 + int(k / (LEVELS - 1) * (len(SHADES) - 1)))]
+    for k in range(LEVELS)
+]
+
+
 def _rows_to_show(n_layers: int, rows: int) -> list[int]:
     """All layers when they fit, else an even sample over depth (first and last kept)."""
     if n_layers <= rows:
@@ -83,30 +91,48 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
             name = "…" + name[-(name_w - 1) :]
         line.append(f"{name:<{name_w}} ")
         series = [col[i] if i < len(col) else math.nan for col in view.log_factors]
+        run_level, run_len = -1, 0  # runs of one colour become one span
         for v in _resample(series, cells):
-            if v != v:
-                line.append(" ")
-                continue
-            frac = (max(lo, v) - lo) / (hi - lo)
-            shade = SHADES[min(len(SHADES) - 1, 1 + int(frac * (len(SHADES) - 1)))]
-            line.append(shade, style=Style(color=f"rgb{color_at(frac)}"))
+            level = -1 if v != v else round((max(lo, v) - lo) / (hi - lo) * (LEVELS - 1))
+            if level != run_level and run_len:
+                _append_run(line, run_level, run_len)
+                run_len = 0
+            run_level = level
+            run_len += 1
+        if run_len:
+            _append_run(line, run_level, run_len)
         f = stat.last_factor
         clip = stat.clipped_share
-        line.append(f" {f:>5.2g}" if is_num(f) else f" {NA:>5}")
+        line.append(f" {_factor(f):>5}")
         line.append(f" {pct(clip * 100 if is_num(clip) else clip):>5}", style="dim")
         out.append(line)
     legend = Text(no_wrap=True, overflow="crop", style="dim")
     first = view.steps[0] if view.steps else 0
     last = view.steps[-1] if view.steps else 0
-    legend.append(f"{'':<{name_w}} step {first:.0f} → {last:.0f}   ")
+    shown_text = (
+        f"{len(shown)} of {len(view.layers)} layers" if len(shown) < len(view.layers) else ""
+    )
+    legend.append(f"{shown_text:<{name_w}} step {first:.0f} → {last:.0f}   ")
     legend.append(f"factor {10**lo:.2g} ")
-    for k in range(8):
-        legend.append("█", style=Style(color=f"rgb{color_at(k / 7)}"))
+    for k in range(0, LEVELS, LEVELS // 8):
+        legend.append("█", style=_STYLES[k])
     legend.append(f" {10**hi:.2g} (log)   last, clip%")
-    if len(shown) < len(view.layers):
-        legend.append(f"  ({len(shown)} of {len(view.layers)} layers; t: table)")
     out.append(legend)
     return Text("\n").join(out)
+
+
+def _factor(f: float) -> str:
+    """A factor in at most 5 characters: 1, 0.41, 0.011, 7e-03."""
+    if not is_num(f):
+        return NA
+    return f"{f:.0e}" if 0 < f < 0.01 else f"{f:.2g}"
+
+
+def _append_run(line: Text, level: int, n: int) -> None:
+    if level < 0:
+        line.append(" " * n)
+    else:
+        line.append(_SHADE_AT[level] * n, style=_STYLES[level])
 
 
 class TrustHeatmap(Widget):
