@@ -126,6 +126,18 @@ def test_system_events_with_missing_fields_render_as_nan() -> None:
     assert d.name == "H100" and math.isnan(d.util_gpu) and math.isnan(d.power_w)
 
 
+def test_energy_per_image_reads_the_system_events_energy_field() -> None:
+    state = RunState("r")
+    state.add("rank0", {"kind": "run_start", "t": 0.0, "global_batch": 100})
+    for t, step, joules in ((1.0, 10, 1000.0), (2.0, 20, 1500.0)):
+        state.add("rank0", {"kind": "step", "t": t, "step": step})
+        state.add(
+            "system-n",
+            {"kind": "system", "t": t, "node": "n", "devices": [{"index": 0, "energy": joules}]},
+        )
+    assert state.view().energy_per_image == pytest.approx(500.0 / 1000)
+
+
 def test_watcher_reads_the_recorded_sweep(tmp_path: Path) -> None:
     sweep = make_recorded_sweep(tmp_path)
     w = SweepWatcher(sweep, clock=lambda: 0.0)

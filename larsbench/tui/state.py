@@ -519,7 +519,11 @@ class RunState:
                     (node, r.get("local_rank")), deque(maxlen=SPARK_SAMPLES)
                 )
                 ring.append(_f(r.get("cpu_percent")))
-        joules = [_f(d.get("energy_j")) for d in e.get("devices") or [] if isinstance(d, dict)]
+        joules = [
+            _f(_pick(d, "energy", "energy_j"))
+            for d in e.get("devices") or []
+            if isinstance(d, dict)
+        ]
         if joules and all(is_num(j) for j in joules) and len(self.nodes) == 1:
             images = self._images_done()
             if self.energy0 is None:
