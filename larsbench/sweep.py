@@ -427,7 +427,9 @@ class RunSampler:
         from larsbench.telemetry import Sampler
 
         writer = EventWriter(paths.system_events(node))
-        sampler = Sampler(writer, interval=interval, device=run.device)
+        sampler = Sampler(
+            writer, interval=interval, device=run.device, local_world_size=run.nproc_per_node
+        )
         sampler.start()
         return cls(sampler, writer)
 
