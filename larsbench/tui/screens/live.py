@@ -46,7 +46,7 @@ def header_text(view: SweepView | None) -> Text:
         t.append("  no runs yet", style="dim")
         return t
     if view.is_sweep:
-        t.append(f"  run {view.index_of(run.run_id)}/{view.total}")
+        t.append(f"  run {view.index_of(run.run_id)}/{view.total} ({view.done} done)")
     t.append(f"  {run.run_id}", style="bold cyan")
     t.append(f" [{run.status}]", style=_state_style(run.status))
     if run.epochs:
