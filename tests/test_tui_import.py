@@ -9,6 +9,8 @@ import pytest
 
 PURE = [
     "larsbench.tui.state",
+    "larsbench.tui.series",
+    "larsbench.tui.trust_history",
     "larsbench.tui.sweepview",
     "larsbench.tui.form",
     "larsbench.tui.format",
