@@ -16,8 +16,15 @@ from textual.widgets import Input, Static
 from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_until
 
 from larsbench.rundir import node_name
+from larsbench.tui.app import LarsbenchApp
 from larsbench.tui.screens.dialogs import ConfirmDialog, HelpScreen, QuitDialog
 from larsbench.tui.widgets.trust import TrustTable
+
+
+def first_row(app: LarsbenchApp) -> str:
+    """The run id in the results table's first row."""
+    rows = [ln.split()[0] for ln in screen_text(app).splitlines() if ln.startswith(" bs")]
+    return rows[0] if rows else ""
 
 
 @sync
@@ -27,18 +34,14 @@ async def test_attach_to_a_finished_sweep_opens_the_results(tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
         assert app.current_mode == "results"
+        await wait_until(pilot, lambda: "has the best top-1" in screen_text(app))
         text = screen_text(app)
         assert "results: fixture" in text
         assert "bs64-larc-tc0.02" in text and "93.78%" in text
         assert "failed" in text
-        assert "has the best top-1" in text  # the summary's recommendation
-        lines = [ln for ln in text.splitlines() if "-sgd " in ln or "-larc-" in ln]
-        assert lines[0].split()[0] == "bs64-larc-tc0.02"  # best top-1 first
+        assert first_row(app) == "bs64-larc-tc0.02"  # best top-1 first
         await pilot.press("o")  # sort by img/s
-        await pilot.pause()
-        text = screen_text(app)
-        first = next(ln for ln in text.splitlines() if "bs" in ln and "completed" in ln)
-        assert first.split()[0] == "bs512-sgd"
+        await wait_until(pilot, lambda: first_row(app) == "bs512-sgd")
 
 
 @sync
@@ -50,7 +53,7 @@ async def test_live_screen_shows_the_fixture_numbers(tmp_path: Path) -> None:
         await pilot.press("enter")  # open the highlighted (best) run: a replay
         await wait_until(pilot, lambda: app.view.focus == "bs64-larc-tc0.02")  # type: ignore[union-attr]
         assert app.current_mode == "live"
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "epoch 8/8 done" in screen_text(app))
         text = screen_text(app)
         assert "bs64-larc-tc0.02 [completed]" in text and "replay" in text
         assert "loss 0.6266" in text
@@ -61,7 +64,7 @@ async def test_live_screen_shows_the_fixture_numbers(tmp_path: Path) -> None:
         assert "LARC trust ratios" in text and "conv1.weight" in text
         assert "epoch 8/8 done" in text  # the log tail
         await pilot.press("t")
-        await pilot.pause()
+        await wait_until(pilot, lambda: app.screen.query_one(TrustTable).row_count == 9)
         table = app.screen.query_one(TrustTable)
         assert table.display and table.row_count == 9
         first = [str(c) for c in table.get_row_at(0)]
@@ -70,7 +73,7 @@ async def test_live_screen_shows_the_fixture_numbers(tmp_path: Path) -> None:
         assert last[1] == "0%"
         await pilot.press("n", "n")  # bs512-sgd, then the failed run
         await wait_until(pilot, lambda: app.view.focus == "bs512-larc-tc0.02")  # type: ignore[union-attr]
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "[failed]" in screen_text(app))
         text = screen_text(app)
         assert "[failed]" in text and "gloo connection reset" in text
 
@@ -82,7 +85,7 @@ async def test_sgd_run_has_no_trust_view(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.view is not None and app.view.run is not None)
         assert app.current_mode == "live"
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "Plain SGD" in screen_text(app))
         text = screen_text(app)
         assert "run dir" in text and "bs64-sgd [completed]" in text
         assert "Plain SGD: no layer-wise trust ratios" in text
@@ -256,7 +259,7 @@ async def test_live_screen_follows_a_growing_run(tmp_path: Path) -> None:
                 rank_images_per_sec=[1280.0, 1280.0],
             )
         await wait_until(pilot, lambda: app.view.run.step == 100)  # type: ignore[union-attr]
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "step 100/200" in screen_text(app))
         text = screen_text(app)
         assert "step 100/200" in text and "loss 2" in text
         assert "ETA run 1m40s" in text  # 100 steps left at 1 step/s
