@@ -89,11 +89,18 @@ DROP_ORDER = (
 
 
 def fit_columns(
-    columns: list[tuple[str, str, str]], headers: list[str], cells: list[list[str]], width: int
+    columns: list[tuple[str, str, str]],
+    headers: list[str],
+    cells: list[list[str]],
+    width: int,
+    sort: str = "",
 ) -> list[int]:
     """Indexes of the columns to show so that the table fits `width` cells."""
     # DataTable pads each cell by one on both sides; the sort column's header gets " ▼".
-    widths = [max([len(h) + 2, *(len(c[i]) for c in cells)]) + 2 for i, h in enumerate(headers)]
+    widths = [
+        max([len(h) + 2 * (columns[i][0] == sort), *(len(c[i]) for c in cells)]) + 2
+        for i, h in enumerate(headers)
+    ]
     keep = list(range(len(columns)))
     for key in DROP_ORDER:
         if sum(widths[i] for i in keep) <= width:
@@ -180,7 +187,7 @@ class ResultsScreen(Screen[None]):
         table.clear(columns=True)
         headers, cells, right = table_cells(rows)
         columns = table_columns(rows)
-        keep = fit_columns(columns, headers, cells, self.app.size.width - 2)
+        keep = fit_columns(columns, headers, cells, self.app.size.width - 2, self.sort)
         self._columns = [columns[i] for i in keep]
         headers = [headers[i] for i in keep]
         right = [right[i] for i in keep]

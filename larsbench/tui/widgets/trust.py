@@ -116,9 +116,9 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
     legend.append(f"factor {10**lo:.2g} ")
     for k in range(0, LEVELS, LEVELS // 8):
         legend.append("█", style=_STYLES[k])
-    legend.append(f" {10**hi:.2g} (log)   last, clip%")
+    legend.append(f" {10**hi:.2g} (log)  last clip%")
     out.append(legend)
-    return Text("\n").join(out)
+    return Text("\n", no_wrap=True, overflow="crop").join(out)
 
 
 def _factor(f: float) -> str:
