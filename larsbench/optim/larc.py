@@ -267,7 +267,8 @@ class LARC(Optimizer):
         if has_wd:
             # Zero decay where a norm is zero: those tensors get no weight decay this step.
             decay = adapted.to(w_norm.dtype) * wd
-            torch._foreach_addcmul_(grads, params, decay.unbind())
+            # decay first: foreach has a multi-tensor CUDA path for a 0-d tensor1 list
+            torch._foreach_addcmul_(grads, decay.unbind(), params)
         torch._foreach_mul_(grads, factor.unbind())
         if stats is not None:
             clipped = adapted & (local_lr < lr) if self.clip else torch.zeros_like(adapted)
