@@ -67,6 +67,9 @@ class DataConfig(_Section):
     image_size: int = Field(224, ge=4)
     val_resize: int = Field(0, ge=0, description="eval resize before center crop; 0: size*256/224")
     workers: int = Field(4, ge=0, description="data-loader worker processes per rank")
+    decoder: Literal["pil", "torchvision"] = Field(
+        "pil", description="imagefolder JPEG decoding: PIL, or torchvision.io.decode_jpeg"
+    )
     num_classes: int = Field(1000, ge=2, description="synthetic data only")
     synthetic_train_images: int = Field(12800, ge=1)
     synthetic_val_images: int = Field(1280, ge=1)

@@ -59,6 +59,21 @@ def _digits(cfg: DataConfig, seed: int) -> RunData:
     return RunData(Subset(full, train_idx), Subset(full, val_idx), 10)
 
 
+def _decode_jpeg(path: str) -> object:
+    """data.decoder = "torchvision": a JPEG as a uint8 CHW RGB tensor via decode_jpeg; other
+    files (ImageNet holds a PNG or two named .JPEG) and JPEGs it cannot decode through PIL."""
+    from torchvision.datasets.folder import default_loader
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    data = read_file(path)
+    if data[:3].tolist() == [0xFF, 0xD8, 0xFF]:  # the JPEG SOI marker
+        try:
+            return decode_jpeg(data, mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass
+    return default_loader(path)
+
+
 def _imagefolder(cfg: DataConfig) -> RunData:
     from pathlib import Path
 
@@ -81,8 +96,10 @@ def _imagefolder(cfg: DataConfig) -> RunData:
         [v2.Resize(resize, antialias=True), v2.CenterCrop(size), *to_tensor, normalize]
     )
     root = Path(cfg.path)
-    train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
-    val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
+    # PILToTensor passes the torchvision decoder's tensors through; the rest works on both.
+    loader = {"loader": _decode_jpeg} if cfg.decoder == "torchvision" else {}
+    train = datasets.ImageFolder(str(root / "train"), transform=train_tf, **loader)
+    val = datasets.ImageFolder(str(root / "val"), transform=val_tf, **loader)
     if train.classes != val.classes:
         raise ValueError(f"data.path: {root}: train/ and val/ have different class folders")
     return RunData(train, val, len(train.classes))

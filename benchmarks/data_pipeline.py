@@ -1,0 +1,211 @@
+"""Data pipeline: ImageFolder img/s per worker process, PIL decoding vs torchvision decode_jpeg.
+
+    .venv/bin/python benchmarks/data_pipeline.py [--images 200] [--reps 5] [--gpu-rate 2600]
+
+Writes `--images` JPEGs of 500x375 (ImageNet's most common size; smooth colour fields, a
+texture, a gradient and noise, quality 90: near ImageNet's mean file size) into a temporary
+ImageFolder tree, then times larsbench's training set of it (`larsbench.train.data.build_data`,
+`data.source = "imagefolder"`) through a DataLoader with ONE worker process (batch 32, shuffled),
+for the two values of `data.decoder`:
+
+- pil (the default): ImageFolder's default loader (`PIL.Image.open(...).convert("RGB")`), then
+  RandomResizedCrop(224) and RandomHorizontalFlip on the PIL image, PILToTensor, ToDtype(float32,
+  scale), Normalize: what larsbench trains with by default.
+- torchvision: `torchvision.io.decode_jpeg(read_file(path), mode=RGB)` gives a uint8 tensor, then
+  the same v2 transforms on the tensor (PILToTensor passes a tensor through).
+
+The two take turns (A B, B A, A B, ...), each block one pass over
+the images after an untimed warm-up pass. Reported per decoder: img/s of the one worker (wall),
+and the worker process's CPU ms per image (user+sys, psutil), which a busy machine disturbs
+less (img/s/core = 1000 / that: the rate of a worker that had a core to itself). The cores
+needed to feed 8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU s/img (and, from wall img/s,
+8 x rate / img/s per worker).
+
+The default 2,600 img/s per GPU is an assumption of the order of the published ResNet50 AMP
+training rates of an A100-class card: NVIDIA DeepLearningExamples' ResNet50 v1.5 PyTorch README
+gives 2,470 img/s on one A100 80GB (pytorch-21.03 container); H100s train faster, so the core
+counts are a floor there. The target: decode_jpeg wins clearly (ratio >= 1.2) to justify
+`data.decoder = "torchvision"`. The LAST line is the torchvision/pil img/s ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from larsbench.config import Machine, expand, parse_profile
+from larsbench.train.data import build_data
+
+WIDTH, HEIGHT = 500, 375
+GPUS = 8
+CLEAR_WIN = 1.2
+
+
+def write_images(root: Path, count: int, classes: int, quality: int, seed: int) -> float:
+    """JPEGs of natural-ish content under root/train/class_k/ (root/val: the same folder);
+    returns the mean file size in KiB."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    sizes = []
+    for i in range(count):
+        # Smooth colour fields (a coarse random grid upsampled: large objects), a finer texture,
+        # a gradient, and sensor-like noise: about ImageNet's mean JPEG size (~110 KB).
+        coarse = rng.integers(0, 256, (rng.integers(3, 9), rng.integers(4, 12), 3), np.uint8)
+        fine = rng.integers(0, 256, (HEIGHT // 8, WIDTH // 8, 3), np.uint8)
+        field, texture = (
+            np.asarray(Image.fromarray(a).resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC))
+            for a in (coarse, fine)
+        )
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * xx / WIDTH + np.sin(angle) * yy / HEIGHT)[..., None]
+        noise = rng.normal(0, 20, (HEIGHT, WIDTH, 3))
+        pixels = 0.8 * field + 0.3 * (texture.astype(np.float32) - 128) + 60 * ramp + noise
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+        folder = root / "train" / f"class_{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"img_{i:05d}.jpg"
+        Image.fromarray(pixels).save(path, quality=quality)
+        sizes.append(path.stat().st_size)
+    (root / "val").symlink_to(root / "train")  # build_data wants both; only train/ is timed
+    return statistics.fmean(sizes) / 1024
+
+
+def loaders(root: Path, size: int, batch: int) -> dict[str, DataLoader]:
+    """Per decoder, larsbench's training set (`build_data`, `data.decoder` set) behind one
+    single-worker, persistent DataLoader."""
+    out = {}
+    for decoder in ("pil", "torchvision"):
+        profile = parse_profile(
+            {
+                "name": "data-pipeline",
+                "launch": {"nproc_per_node": 1, "device": "cpu"},
+                "data": {
+                    "source": "imagefolder",
+                    "path": str(root),
+                    "image_size": size,
+                    "decoder": decoder,
+                },
+                "train": {"batch_size": batch},
+            }
+        )
+        run = expand(profile, Machine(gpus=0, cpus=os.cpu_count() or 1))[0]
+        out[decoder] = DataLoader(
+            build_data(run).train,
+            batch_size=batch,
+            shuffle=True,
+            num_workers=1,
+            persistent_workers=True,
+            prefetch_factor=4,
+        )
+    return out
+
+
+def worker_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user+sys) of this process's children: the loaders' worker processes."""
+    out = {}
+    for child in psutil.Process().children():
+        try:
+            t = child.cpu_times()
+            out[child.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def timed_pass(loader: DataLoader) -> tuple[float, float]:
+    """(img/s, worker CPU ms per image) of one pass over the data set."""
+    before = worker_cpu_seconds()
+    started = time.perf_counter()
+    images = 0
+    for batch, _labels in loader:
+        images += batch.shape[0]
+    wall = time.perf_counter() - started
+    after = worker_cpu_seconds()
+    # Only the worker that served this pass moved (the other loader's worker sleeps).
+    cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    return images / wall, 1e3 * cpu / images
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200, help="JPEGs written")
+    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    parser.add_argument("--reps", type=int, default=5, help="timed passes per decoder")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224, help="RandomResizedCrop size")
+    parser.add_argument(
+        "--gpu-rate",
+        type=float,
+        default=2600.0,
+        help="training img/s of one GPU to feed (default: an A100-class ResNet50 AMP rate)",
+    )
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="larsbench-jpegs-") as tmp_dir:
+        root = Path(tmp_dir)
+        kib = write_images(root, args.images, args.classes, args.quality, seed=0)
+        print(
+            f"{args.images} JPEGs of {WIDTH}x{HEIGHT}, quality {args.quality}, "
+            f"mean {kib:.0f} KiB; batch {args.batch}, crop {args.size}, 1 worker process each"
+        )
+        found = loaders(root, args.size, args.batch)
+        names = list(found)
+        for name in names:  # starts the workers and warms the page cache: not timed
+            timed_pass(found[name])
+        speeds: dict[str, list[float]] = {name: [] for name in names}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in names}
+        loads = []
+        for rep in range(args.reps):
+            for name in names if rep % 2 == 0 else names[::-1]:
+                ips, ms = timed_pass(found[name])
+                speeds[name].append(ips)
+                cpu_ms[name].append(ms)
+            loads.append(os.getloadavg()[0])
+            shown = ", ".join(f"{n} {speeds[n][-1]:.1f}" for n in names)
+            print(f"  rep {rep + 1}/{args.reps}: {shown} img/s", flush=True)
+        del found
+
+    print(
+        f"\n{platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}, "
+        f"torchvision {version('torchvision')}, Pillow {version('pillow')}; "
+        f"load average (1 min) {min(loads):.2f}-{max(loads):.2f}"
+    )
+    need = GPUS * args.gpu_rate
+    print(
+        f"{'decoder':<12} {'img/s/worker':>12} {'min':>7} {'max':>7} {'CPU ms/img':>10} "
+        f"{'img/s/core':>10} {'cores for 8 GPUs':>16} {'(from wall)':>11}"
+    )
+    for name in names:
+        ips, ms = statistics.median(speeds[name]), statistics.median(cpu_ms[name])
+        print(
+            f"{name:<12} {ips:>12.1f} {min(speeds[name]):>7.1f} {max(speeds[name]):>7.1f} "
+            f"{ms:>10.2f} {1e3 / ms:>10.0f} {need * ms / 1e3:>16.0f} {need / ips:>11.0f}"
+        )
+    print(
+        f"cores for 8 GPUs: 8 x {args.gpu_rate:,.0f} img/s = {need:,.0f} img/s x CPU s/img "
+        "(one worker process per core, decoding and augmenting only)"
+    )
+    ratios = [t / p for t, p in zip(speeds["torchvision"], speeds["pil"], strict=True)]
+    cpu_ratio = statistics.median(cpu_ms["pil"]) / statistics.median(cpu_ms["torchvision"])
+    print(f"pil/torchvision CPU ms per image: {cpu_ratio:.2f}")
+    ratio = statistics.median(ratios)
+    verdict = "clear win" if ratio >= CLEAR_WIN else f"below {CLEAR_WIN}: no clear win"
+    print(f"torchvision/pil img/s per worker (median of {args.reps}): {ratio:.2f} ({verdict})")
+
+
+if __name__ == "__main__":
+    main()
