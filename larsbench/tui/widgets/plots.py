@@ -31,6 +31,13 @@ class CurvePlot(PlotextPlot):
         self._title = title
         self._xlabel = xlabel
         self._key: tuple[object, ...] | None = None
+        self._last: tuple[tuple[Line, ...], str | None, bool, str, bool] | None = None
+
+    def on_resize(self) -> None:
+        # The thinning depends on the width: what was drawn before the first layout (or at
+        # another size) is drawn again at the size the plot really has.
+        if self._last is not None:
+            self.show(*self._last)
 
     def show(
         self,
@@ -42,7 +49,11 @@ class CurvePlot(PlotextPlot):
     ) -> None:
         """Draw the lines; `from_zero` starts the y axis at 0 and leaves the top quarter free
         for the legend (throughput: the scale of a drop matters more than its detail)."""
+        self._last = (tuple(lines), title, ylog, empty, from_zero)
+        # Braille plots hold two points per cell: more points only cost plotext time.
+        limit = max(32, 2 * (self.size.width or 80))
         key = (
+            limit,
             title,
             ylog,
             from_zero,
@@ -60,8 +71,6 @@ class CurvePlot(PlotextPlot):
             plt.xlabel(self._xlabel)
         drawn = False
         top = 0.0
-        # Braille plots hold two points per cell: more points only cost plotext time.
-        limit = max(32, 2 * (self.size.width or 80))
         for ln in lines:
             xs, ys = thin(ln.curve.xs, limit), thin(ln.curve.ys, limit)
             if ylog:
@@ -114,6 +123,13 @@ class ScatterPlot(PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._key: tuple[object, ...] | None = None
+        self._last: tuple[tuple[Line, ...], str | None, bool, str, bool] | None = None
+
+    def on_resize(self) -> None:
+        # The thinning depends on the width: what was drawn before the first layout (or at
+        # another size) is drawn again at the size the plot really has.
+        if self._last is not None:
+            self.show(*self._last)
 
     def show(self, points: Sequence[Point], title: str) -> None:
         key = (title, tuple(points))
