@@ -199,8 +199,9 @@ def render_markdown(
     out = [f"# {name}: accuracy and speed", "", common_line(rows) + ".", ""]
     if rows:
         out += [
-            f"Sorted by {order}. Speeds are global training throughput (no evaluation); "
-            "`*` marks the accuracy/speed frontier.",
+            f"Sorted by {order}. Speeds are global training throughput and train time "
+            "excludes evaluation; to best is wall time from the start to the best "
+            "evaluation, evaluations included; `*` marks the accuracy/speed frontier.",
             "",
             markdown_table(rows),
             "",
