@@ -43,11 +43,11 @@ def pct(value: Any, digits: int = 0, fraction: bool = False) -> str:
     return f"{v:.{digits}f}%"
 
 
-def gib(value: Any) -> str:
-    """Bytes as GiB with one decimal ('61.2')."""
+def gib(value: Any, unit: str = "") -> str:
+    """Bytes as GiB with one decimal ('61.2', with unit 'G': '61.2G'); n/a bare."""
     if not is_num(value):
         return NA
-    return f"{float(value) / 2**30:.1f}"
+    return f"{float(value) / 2**30:.1f}{unit}"
 
 
 def duration(seconds: Any) -> str:

@@ -39,7 +39,7 @@ def device_line(d: DeviceView, width: int) -> Text:
     util = d.util_gpu
     t.append(bar(util / 100 if is_num(util) else None, 8), style=_level_style(util))
     t.append(f" {pct(util):>4} ")
-    t.append(f"{gib(d.mem_used)}/{gib(d.mem_total)}G ".rjust(12))
+    t.append(f"{gib(d.mem_used)}/{gib(d.mem_total, 'G')} ".rjust(12))
     t.append(f"{_num(d.power_w, '.0f', 'W'):>5} ")
     t.append(f"{_num(d.temp_c, '.0f', 'C'):>4} ", style="red" if d.temp_c >= 85 else "")
     rank = f" r{d.local_rank}" if d.local_rank is not None else ""
@@ -60,11 +60,11 @@ def rank_line(r: RankView, width: int) -> Text:
     # cpu_percent is % of one core; a rank may use several.
     t.append(bar(r.cpu_percent / 100 if is_num(r.cpu_percent) else None, 8), style="cyan")
     t.append(f" {pct(r.cpu_percent):>5} cpu ")
-    t.append(f"rss {gib(r.rss_bytes)}G ")
+    t.append(f"rss {gib(r.rss_bytes, 'G')} ")
     if r.workers:
         t.append(f"workers {r.workers} ({pct(r.workers_cpu_percent)}) ")
     if is_num(r.gpu_mem_bytes):
-        t.append(f"gpu {gib(r.gpu_mem_bytes)}G ")
+        t.append(f"gpu {gib(r.gpu_mem_bytes, 'G')} ")
     room = width - t.cell_len
     if room > 3:
         hist = r.cpu_history[-room:]
@@ -111,7 +111,7 @@ def _node_lines(node: NodeView, width: int, several: bool) -> list[Text]:
             lines.append(rank_line(r, width))
     host = Text(no_wrap=True, overflow="ellipsis", style="dim")
     host.append(f"host cpu {pct(node.host_cpu_percent)}  ")
-    host.append(f"mem {gib(node.host_mem_used)}/{gib(node.host_mem_total)}G")
+    host.append(f"mem {gib(node.host_mem_used)}/{gib(node.host_mem_total, 'G')}")
     if node.devices and node.ranks:
         cpus = "  ".join(f"r{r.local_rank} {pct(r.cpu_percent)}" for r in node.ranks)
         host.append(f"  rank cpu {cpus}")
