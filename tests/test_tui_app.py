@@ -45,6 +45,19 @@ async def test_attach_to_a_finished_sweep_opens_the_results(tmp_path: Path) -> N
 
 
 @sync
+async def test_arrow_keys_pick_the_run_that_enter_opens(tmp_path: Path) -> None:
+    _, _, sweep = fixture_tree(tmp_path)
+    app = app_for(tmp_path, sweep)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
+        await wait_until(pilot, lambda: first_row(app) == "bs64-larc-tc0.02")
+        second = [ln.split()[0] for ln in screen_text(app).splitlines() if ln.startswith(" bs")][1]
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.view.focus == second)  # type: ignore[union-attr]
+        assert app.current_mode == "live"
+
+
+@sync
 async def test_live_screen_shows_the_fixture_numbers(tmp_path: Path) -> None:
     _, _, sweep = fixture_tree(tmp_path)
     app = app_for(tmp_path, sweep)

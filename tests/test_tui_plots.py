@@ -1,4 +1,4 @@
-"""The curve plot thins its points to its width, and draws again when its width changes."""
+"""Plots: curves thin to their width, redraw when it changes; labels never hide a marker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from textual.app import App, ComposeResult
 from tui_helpers import sync
 
 from larsbench.tui.series import Curve
-from larsbench.tui.widgets.plots import CurvePlot, Line, thin
+from larsbench.tui.widgets.plots import CurvePlot, Line, Point, place_labels, thin
 
 
 def test_thin_keeps_short_series_and_the_last_value() -> None:
@@ -39,3 +39,30 @@ async def test_a_curve_shown_before_layout_is_drawn_again_at_the_real_width() ->
         await pilot.pause()
         await pilot.pause()
         assert plot._key[0] == 2 * 40
+
+
+# A 71 x 13 canvas over x 0..70, y 0..12: one cell per unit, so cells are easy to read.
+CANVAS = {"cols": 71, "rows": 13, "xlim": (0.0, 70.0), "ylim": (0.0, 12.0)}
+
+
+def test_labels_go_right_of_markers_when_nothing_is_in_the_way() -> None:
+    points = [Point("bs64", 5, 10, True), Point("bs512", 40, 2, True)]
+    assert place_labels(points, **CANVAS) == [1, 1]
+
+
+def test_a_label_that_would_cover_a_neighbour_goes_left_or_nowhere() -> None:
+    # The smoke sweep at 80 columns: bs64-larc's label ran over bs64-sgd's marker.
+    best = Point("bs64-sgd", 30, 10, True)
+    near = Point("bs64-larc", 20, 10, False)  # right: cells 21..29 reach best's marker
+    assert place_labels([best, near], **CANVAS) == [1, -1]
+    best = Point("bs64-sgd", 15, 10, True)
+    near = Point("bs64-larc-tc0.02", 12, 10, False)  # and no room left of x=12
+    assert place_labels([best, near], **CANVAS) == [1, 0]
+
+
+def test_labels_do_not_overlap_each_other_or_leave_the_canvas() -> None:
+    first = Point("x" * 30, 30, 6, True)  # its label takes cells 31..60 of row 6
+    last = Point("second-label", 65, 6, False)  # right runs off; left would be 53..64
+    assert place_labels([first, last], **CANVAS) == [1, 0]
+    edge = Point("a-long-label-here", 69, 3, False)
+    assert place_labels([edge], **CANVAS) == [-1]

@@ -116,11 +116,13 @@ class ResultsScreen(Screen[None]):
         (0, "-narrow"),
         (120, "-wide"),
     ]
+    # Arrow keys move the table's cursor (the run Enter opens), not the scrolling body.
+    AUTO_FOCUS = "#results-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "cycle_sort(1)", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
-        Binding("enter", "open_run", "Open run", show=True),
+        Binding("enter", "open_run", "Open run", priority=True),
     ]
 
     def __init__(self) -> None:

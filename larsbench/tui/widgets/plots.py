@@ -117,22 +117,60 @@ class Point:
     marker: str = "o"
 
 
+def place_labels(
+    points: Sequence[Point],
+    cols: int,
+    rows: int,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+) -> list[int]:
+    """Per point, where its label goes: 1 right of the marker, -1 left of it, 0 nowhere.
+
+    On a canvas of `cols` x `rows` cells, a label never covers another point's marker (a
+    neighbouring cell counts, as the canvas size is an estimate) nor a label already placed;
+    frontier points are labelled first. A point left without a label is still in the table.
+    """
+
+    def cell(p: Point) -> tuple[int, int]:
+        fx = (p.x - xlim[0]) / ((xlim[1] - xlim[0]) or 1.0)
+        fy = (p.y - ylim[0]) / ((ylim[1] - ylim[0]) or 1.0)
+        return round(fy * (rows - 1)), round(fx * (cols - 1))
+
+    cells = [cell(p) for p in points]
+    taken = {(r, c + d) for r, c in cells for d in (-1, 0, 1)}
+    sides = [0] * len(points)
+    order = sorted(range(len(points)), key=lambda i: (not points[i].frontier, -points[i].y))
+    for i in order:
+        r, c = cells[i]
+        own = {(r, c + d) for d in (-1, 0, 1)}
+        n = len(points[i].label)
+        for side in (1, -1):
+            span = {(r, c + side * (1 + k)) for k in range(n)}
+            inside = all(0 <= col < cols for _, col in span)
+            if inside and not (span & (taken - own)):
+                sides[i] = side
+                taken |= span
+                break
+    return sides
+
+
 class ScatterPlot(PlotextPlot):
     """Top-1 against img/s, one labelled point per run, the frontier as a line."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._key: tuple[object, ...] | None = None
-        self._last: tuple[tuple[Line, ...], str | None, bool, str, bool] | None = None
+        self._last: tuple[Sequence[Point], str] | None = None
 
     def on_resize(self) -> None:
-        # The thinning depends on the width: what was drawn before the first layout (or at
-        # another size) is drawn again at the size the plot really has.
+        # Where labels fit depends on the size: draw again at the size the plot really has.
         if self._last is not None:
             self.show(*self._last)
 
     def show(self, points: Sequence[Point], title: str) -> None:
-        key = (title, tuple(points))
+        self._last = (points, title)
+        width, height = self.size.width or 80, self.size.height or 24
+        key = (title, tuple(points), width, height)
         if key == self._key:
             return
         self._key = key
@@ -149,15 +187,23 @@ class ScatterPlot(PlotextPlot):
         ys = [p.y for p in points]
         dx = (max(xs) - min(xs)) or max(xs) * 0.1 or 1.0
         dy = (max(ys) - min(ys)) or 1.0
+        xlim = (min(xs) - 0.08 * dx, max(xs) + 0.5 * dx)  # room for the labels
+        ylim = (min(ys) - 0.12 * dy, max(ys) + 0.12 * dy)
         front = sorted((p for p in points if p.frontier), key=lambda p: p.x)
         if len(front) > 1:
             plt.plot([p.x for p in front], [p.y for p in front], color="orange")
-        for p in points:
-            plt.text(p.label, x=p.x + 0.03 * dx, y=p.y, color="white", alignment="left")
+        # The canvas is the widget less the y tick labels, the frame, title, x ticks and label.
+        cols = max(width - max(len(f"{v:.1f}") for v in ylim) - 3, 10)
+        rows = max(height - 5, 3)
+        step = (xlim[1] - xlim[0]) / (cols - 1)
+        for p, side in zip(points, place_labels(points, cols, rows, xlim, ylim), strict=True):
+            if side:
+                align = "left" if side > 0 else "right"
+                plt.text(p.label, x=p.x + side * step, y=p.y, color="white", alignment=align)
         for marker, char, color in (("o", "●", "cyan"), ("^", "▲", "magenta"), ("x", "×", "red")):
             group = [p for p in points if p.marker == marker]
             if group:
                 plt.scatter([p.x for p in group], [p.y for p in group], color=color, marker=char)
-        plt.xlim(min(xs) - 0.08 * dx, max(xs) + 0.5 * dx)  # room for the labels
-        plt.ylim(min(ys) - 0.12 * dy, max(ys) + 0.12 * dy)
+        plt.xlim(*xlim)
+        plt.ylim(*ylim)
         self.refresh()
