@@ -54,10 +54,14 @@ def save(directory: Path, parts: Parts, pos: Position, run_id: str) -> Path:
     }
     final = directory / _name(pos)
     tmp = directory / f".{final.name}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: give back what the partial file took
+        raise
     os.replace(tmp, final)
     fd = os.open(directory, os.O_RDONLY)
     try:
