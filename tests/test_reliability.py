@@ -210,6 +210,63 @@ def test_a_forced_nan_marks_the_run_diverged_and_the_sweep_goes_on(tmp_path: Pat
     assert "diverged" in json.dumps(summary)
 
 
+FULL_DISK_SCRIPT = """
+mount -t tmpfs -o size=2m tmpfs "$DISK" || exit 97
+"$PY" -m larsbench.cli "$@" > "$KEEP/first.log" 2>&1; echo $? > "$KEEP/first.code"
+cp -r "$DISK/sweep" "$KEEP/after-full"
+mount -o remount,size=64m "$DISK" || exit 98
+"$PY" -m larsbench.cli "$@" > "$KEEP/again.log" 2>&1; echo $? > "$KEEP/again.code"
+cp -r "$DISK/sweep" "$KEEP/after-room"
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_clearly_the_sweep_goes_on_and_resumes(
+    tmp_path: Path,
+) -> None:
+    """--out on a 2 MiB tmpfs (a checkpoint needs 3): both runs fail at their first checkpoint
+    with the file and the free space named, nothing half-written stays, the sweep's files are
+    readable; with room again, the same command trains both runs to the end."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux's unshare to mount a small tmpfs without root")
+    disk, keep = tmp_path / "disk", tmp_path / "keep"
+    disk.mkdir()
+    keep.mkdir()
+    args = ["run", "--profile", str(SMOKE), "--out", str(disk / "sweep"), "--no-telemetry"]
+    args += ["--set", "train.epochs=2", "--set", "train.checkpoint_every=1"]
+    args += ["--set", "sweep.train.batch_size=[64]"]
+    env = {**os.environ, "DISK": str(disk), "KEEP": str(keep), "PY": sys.executable}
+    # A user and mount namespace of our own: the tmpfs exists only for this script.
+    cmd = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK_SCRIPT]
+    done = subprocess.run([*cmd, "sh", *args], env=env, capture_output=True, text=True)
+    if done.returncode == 97 or not (keep / "first.code").exists():
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {done.stderr.strip()}")
+    first_log = (keep / "first.log").read_text()
+    assert (keep / "first.code").read_text().strip() == "1", first_log
+    full = SweepPaths(keep / "after-full")
+    assert full.run_ids() == ["bs64-sgd", "bs64-larc-tc0.02"]
+    for run_id in full.run_ids():
+        status = read_json(full.run(run_id).status)
+        assert status["state"] == "failed", (run_id, status)
+        assert f"writing the checkpoint {disk}/sweep/{run_id}/checkpoints/" in status["reason"]
+        assert "MiB free on its disk" in status["reason"]
+        assert read_json(full.run(run_id).result)["status"] == "failed"
+        assert not list(full.run(run_id).root.rglob("*.tmp")), "a partial file was left"
+        epochs = [e for e in read_events(full.run(run_id).rank0_events) if e["kind"] == "epoch"]
+        assert [e["epoch"] for e in epochs] == [1], "the epoch before the failure is kept"
+    summary = json.loads(full.summary("json").read_text())
+    assert [r["status"] for r in summary["rows"]] == ["failed", "failed"]
+    assert "free on its disk" in first_log
+
+    assert (keep / "again.code").read_text().strip() == "0", (keep / "again.log").read_text()
+    room = SweepPaths(keep / "after-room")
+    assert [read_json(room.run(r).status)["state"] for r in room.run_ids()] == ["completed"] * 2
+
+
 @pytest.mark.slow
 def test_two_nodes_on_localhost_train_one_run_together(tmp_path: Path) -> None:
     import socket

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,16 @@ def save(directory: Path, parts: Parts, pos: Position, run_id: str) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk: give back what the partial file took
-        raise
+    except Exception as err:
+        # A full disk (torch.save reports it as OSError or as RuntimeError "unexpected pos"):
+        # say so with the file and the free space, and give back the space the partial file
+        # took, so that the launcher can still record how the run ended.
+        free = shutil.disk_usage(directory).free / 2**20
+        tmp.unlink(missing_ok=True)
+        raise OSError(
+            f"writing the checkpoint {final} failed with {free:.1f} MiB free on its disk: "
+            f"{type(err).__name__}: {err}"
+        ) from err
     os.replace(tmp, final)
     fd = os.open(directory, os.O_RDONLY)
     try:
