@@ -108,6 +108,27 @@ def kinds(run_dir: Path) -> list[str]:
     return [e["kind"] for e in read_events(run_dir / "events" / "rank0.jsonl")]
 
 
+def test_a_json_write_on_a_full_disk_names_the_file_and_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from larsbench import rundir
+
+    status = tmp_path / "status.json"
+    rundir.write_json_atomic(status, {"state": "running"})
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write reports it
+
+    monkeypatch.setattr(rundir.json, "dump", full)
+    with pytest.raises(OSError) as caught:
+        rundir.write_json_atomic(status, {"state": "failed"})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(status)
+    assert read_json(status) == {"state": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
 @pytest.mark.slow
 def test_stop_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Path) -> None:
     common = [
