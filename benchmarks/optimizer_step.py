@@ -4,6 +4,7 @@ Run from the repository root:
 
     python benchmarks/optimizer_step.py            # CPU, 2 threads, 30 interleaved repetitions
     python benchmarks/optimizer_step.py --reps 60 --threads 4
+    python benchmarks/optimizer_step.py --parts    # and where LARC's extra time goes
 
 Gradients are random and fixed; before every timed step they are copied back in (untimed),
 because LARC rescales them in place and repeated rescaling would drift into denormals. The
@@ -101,11 +102,39 @@ def sgd(params: list[torch.nn.Parameter]) -> torch.optim.SGD:
     return torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
 
+def time_parts(
+    values: list[torch.Tensor], grads: list[torch.Tensor], reps: int
+) -> dict[str, float]:
+    """Median ms of each multi-tensor pass larsbench's LARC adds to the SGD step, on copies of
+    the same tensors, interleaved like the variants."""
+    params = [v.clone() for v in values]
+    work = [g.clone() for g in grads]
+    n = len(params)
+    decay = torch.full((n,), WEIGHT_DECAY).unbind()
+    factor = torch.rand(n).unbind()
+    parts: dict[str, Callable[[], object]] = {
+        "norms of w and g (_foreach_norm)": lambda: torch._foreach_norm(params + work),
+        "g += decay * w (_foreach_addcmul_)": lambda: torch._foreach_addcmul_(work, decay, params),
+        "g *= factor (_foreach_mul_)": lambda: torch._foreach_mul_(work, factor),
+    }
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for rep in range(reps):
+        names = list(parts)
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            torch._foreach_copy_(work, grads)  # untimed, as for the variants
+            start = time.perf_counter()
+            parts[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--parts", action="store_true", help="also time LARC's passes alone")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -146,10 +175,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     medians = {v.name: statistics.median(v.times) * 1e3 for v in variants}
     base, loop = medians["SGD (foreach)"], medians["apex-style loop LARC"]
+    if args.parts:
+        print()
+        print(f"| {'pass (same tensors, alone)':<34} | {'ms':>7} | {'vs SGD':>7} |")
+        print(f"|{'-' * 36}|{'-' * 9}:|{'-' * 9}:|")
+        parts = time_parts(values, grads, args.reps)
+        for name, ms in parts.items():
+            print(f"| {name:<34} | {ms:7.1f} | {ms / base:6.2f}x |")
+        total = sum(parts.values())
+        print(f"| {'sum':<34} | {total:7.1f} | {total / base:6.2f}x |")
+        print()
     print(f"| {'variant':<34} | {'ms':>7} | {'vs loop':>7} | {'vs SGD':>7} |")
     print(f"|{'-' * 36}|{'-' * 9}:|{'-' * 9}:|{'-' * 9}:|")
     for name, ms in medians.items():
         print(f"| {name:<34} | {ms:7.1f} | {ms / loop:6.2f}x | {ms / base:6.2f}x |")
+    larc = medians["larsbench LARC"]
+    print(f"larsbench LARC / SGD: {larc / base:.2f}x (target <= 1.5x: ", end="")
+    print("ok)" if larc / base <= 1.5 else "MISSED)")
 
 
 if __name__ == "__main__":
