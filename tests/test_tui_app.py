@@ -21,9 +21,14 @@ from larsbench.tui.screens.dialogs import ConfirmDialog, HelpScreen, QuitDialog
 from larsbench.tui.widgets.trust import TrustTable
 
 
+def result_rows(app: LarsbenchApp) -> list[str]:
+    """The run ids of the results table, top to bottom."""
+    return [ln.split()[0] for ln in screen_text(app).splitlines() if ln.startswith(" bs")]
+
+
 def first_row(app: LarsbenchApp) -> str:
     """The run id in the results table's first row."""
-    rows = [ln.split()[0] for ln in screen_text(app).splitlines() if ln.startswith(" bs")]
+    rows = result_rows(app)
     return rows[0] if rows else ""
 
 
@@ -51,7 +56,7 @@ async def test_arrow_keys_pick_the_run_that_enter_opens(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
         await wait_until(pilot, lambda: first_row(app) == "bs64-larc-tc0.02")
-        second = [ln.split()[0] for ln in screen_text(app).splitlines() if ln.startswith(" bs")][1]
+        second = result_rows(app)[1]
         await pilot.press("down", "enter")
         await wait_until(pilot, lambda: app.view.focus == second)  # type: ignore[union-attr]
         assert app.current_mode == "live"
