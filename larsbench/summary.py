@@ -201,17 +201,24 @@ def summary_rows(
     return present + missing
 
 
+def default_sort(results: list[RunResult]) -> str:
+    """Best top-1 first; img/s first when no run measured accuracy (a throughput sweep)."""
+    return "top1" if any(finite(r.top1) for r in results) else "images_per_sec"
+
+
 def write_summary(
     sweep_dir: str | os.PathLike[str],
-    sort: str = "top1",
+    sort: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     min_speedup: float = DEFAULT_MIN_SPEEDUP,
 ) -> SummaryFiles:
-    """Write summary.md, .csv, .json and .png into the sweep folder from what is on disk."""
+    """Write summary.md, .csv, .json and .png into the sweep folder from what is on disk
+    (sorted by `sort`, else by `default_sort`)."""
     sweep = SweepPaths(Path(sweep_dir))
     results = load_results(sweep.root)
     name = sweep_name(sweep.root)
     frontier = pareto_frontier(results)
+    sort = sort or default_sort(results)
     rows = summary_rows(results, sort=sort, frontier=frontier)
     advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup)
     files = SummaryFiles(

@@ -197,15 +197,19 @@ def render_markdown(
     """The whole of summary.md; `extra` holds further sections (scaling efficiency)."""
     order = _SORT_NAMES.get(sort, sort)
     out = [f"# {name}: accuracy and speed", "", common_line(rows) + ".", ""]
+    if rows and all(r.get("mode") == "throughput" for r in rows):
+        note = (
+            "Throughput mode: global img/s over the timed steps (no full training, no "
+            "evaluation); projected run is the configured epochs at that speed."
+        )
+    else:
+        note = (
+            "Speeds are global training throughput and train time excludes evaluation; to "
+            "best is wall time from the start to the best evaluation, evaluations included; "
+            "`*` marks the accuracy/speed frontier."
+        )
     if rows:
-        out += [
-            f"Sorted by {order}. Speeds are global training throughput and train time "
-            "excludes evaluation; to best is wall time from the start to the best "
-            "evaluation, evaluations included; `*` marks the accuracy/speed frontier.",
-            "",
-            markdown_table(rows),
-            "",
-        ]
+        out += [f"Sorted by {order}. {note}", "", markdown_table(rows), ""]
     out += [textwrap.fill(advice, width=100), ""]
     ended = [r for r in rows if r.get("status") in DID_NOT_FINISH]
     if ended:

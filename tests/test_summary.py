@@ -317,3 +317,23 @@ def test_throughput_sweeps_get_speed_advice_and_their_own_columns() -> None:
     headers = [h for _, h, _ in table_columns(summary_rows(results))]
     assert "optimizer" in headers and "projected run" in headers and "step" in headers
     assert "top-1" not in headers  # nothing to show in a throughput-only sweep
+
+
+def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
+    from larsbench.summary import default_sort
+    from larsbench.summary_format import render_markdown
+
+    results = [
+        _throughput("bs1024-larc-tc0.02", "larc", 9_600.0, 0.09),
+        _throughput("bs1024-sgd", "sgd", 10_000.0, 0.05),
+    ]
+    sort = default_sort(results)
+    assert sort == "images_per_sec"
+    rows = summary_rows(results, sort=sort)
+    assert [r["run_id"] for r in rows] == ["bs1024-sgd", "bs1024-larc-tc0.02"]
+    text = render_markdown("tp", rows, recommend(results), sort)
+    assert "Sorted by img/s. Throughput mode" in text
+    assert "to best" not in text and "top-1" not in text.split("|")[0]
+    trained = [*results, _throughput("bs256-sgd", "sgd", 5_000.0, 0.05)]
+    trained[-1].mode, trained[-1].top1 = "train", 76.1
+    assert default_sort(trained) == "top1"

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from larsbench.summary import SORT_KEYS, summary_rows
+from larsbench.summary import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
 from larsbench.tui.format import is_num
 from larsbench.tui.sweepview import SweepView
@@ -130,6 +130,7 @@ class ResultsScreen(Screen[None]):
         self._view: SweepView | None = None
         self.sort = "top1"
         self.reverse = False
+        self._sort_chosen = False  # until the user sorts: the summary's default order
         self._row_ids: list[str] = []
         self._columns: list[tuple[str, str, str]] = []
         self._table_key: tuple[Any, ...] | None = None
@@ -162,6 +163,8 @@ class ResultsScreen(Screen[None]):
 
     def show_view(self, view: SweepView) -> None:
         self._view = view
+        if not self._sort_chosen:
+            self.sort = default_sort(list(view.results))
         set_text(
             self.query_one("#results-header", Static), results_header(view, self.sort, self.reverse)
         )
@@ -220,6 +223,7 @@ class ResultsScreen(Screen[None]):
 
     def _set_sort(self, key: str, reverse: bool = False) -> None:
         self.sort, self.reverse = key, reverse
+        self._sort_chosen = True
         if self._view is not None:
             self.show_view(self._view)
 
