@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from rich.table import Table
 
 # Hardware figures shown when RunResult.system holds them (larsbench.telemetry writes them):
@@ -197,7 +198,7 @@ def render_markdown(
     """The whole of summary.md; `extra` holds further sections (scaling efficiency)."""
     order = _SORT_NAMES.get(sort, sort)
     out = [f"# {name}: accuracy and speed", "", common_line(rows) + ".", ""]
-    if rows and all(r.get("mode") == "throughput" for r in rows):
+    if _throughput_only(rows):
         note = (
             "Throughput mode: global img/s over the timed steps (no full training, no "
             "evaluation); projected run is the configured epochs at that speed."
@@ -221,8 +222,15 @@ def render_markdown(
         out.append("")
     if extra:
         out += [extra]
-    out += ["![top-1 against training throughput](summary.png)", ""]
+    if _throughput_only(rows):
+        out += ["![img/s per run](summary.png)", ""]
+    else:
+        out += ["![top-1 against training throughput](summary.png)", ""]
     return "\n".join(out)
+
+
+def _throughput_only(rows: list[dict[str, Any]]) -> bool:
+    return bool(rows) and all(r.get("mode") == "throughput" for r in rows)
 
 
 def format_console_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
@@ -281,14 +289,52 @@ def _label_offsets(points: list[dict[str, Any]]) -> list[tuple[int, int]]:
     return chosen
 
 
+def throughput_figure(rows: list[dict[str, Any]], title: str) -> Figure:
+    """A throughput sweep's picture: one bar of img/s per completed run, fastest on top,
+    coloured by optimizer, labelled with the optimizer's share of the step."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    done = [r for r in rows if r.get("status") == "completed" and _num(r.get("images_per_sec"))]
+    done.sort(key=lambda r: r["images_per_sec"])
+    fig = Figure(figsize=(8, 1.5 + 0.45 * max(1, len(done))), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colours = {"sgd": "tab:blue", "larc": "tab:orange"}
+    bars = ax.barh(
+        [r["run_id"] for r in done],
+        [r["images_per_sec"] for r in done],
+        color=[colours.get(r.get("optimizer"), "tab:grey") for r in done],
+    )
+    labels = []
+    for r in done:
+        share = r.get("optimizer_share")
+        extra = f"  (optimizer {100 * share:.1f}%)" if _num(share) else ""
+        labels.append(f"{r['images_per_sec']:,.1f}{extra}")
+    ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
+    if not done:
+        ax.text(0.5, 0.5, "no completed run yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("throughput (img/s, all GPUs), throughput mode")
+    ax.set_title(title)
+    ax.margins(x=0.35)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def render_png(rows: list[dict[str, Any]], title: str) -> bytes:
-    """summary.png: top-1 against img/s, shape by optimizer, colour by batch, frontier line."""
+    """summary.png: top-1 against img/s, shape by optimizer, colour by batch, frontier line;
+    for a throughput sweep, `throughput_figure`."""
     # Imported here: matplotlib costs a second at start-up and only the summary needs it.
     # Figure + the Agg canvas, not pyplot, so no global backend or figure state is touched.
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+
+    if _throughput_only(rows):
+        buf = io.BytesIO()
+        throughput_figure(rows, title).savefig(buf, format="png")
+        return buf.getvalue()
 
     points = [
         r

@@ -337,3 +337,20 @@ def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
     trained = [*results, _throughput("bs256-sgd", "sgd", 5_000.0, 0.05)]
     trained[-1].mode, trained[-1].top1 = "train", 76.1
     assert default_sort(trained) == "top1"
+
+
+def test_a_throughput_sweep_draws_img_s_bars_not_an_empty_scatter() -> None:
+    from larsbench.summary_format import render_markdown, render_png, throughput_figure
+
+    results = [
+        _throughput("bs1024-larc-tc0.02", "larc", 9_600.0, 0.09),
+        _throughput("bs1024-sgd", "sgd", 10_000.0, 0.05),
+    ]
+    rows = summary_rows(results, sort="images_per_sec")
+    (ax,) = throughput_figure(rows, "tp").axes
+    widths = sorted(bar.get_width() for bar in ax.patches)
+    assert widths == [9_600.0, 10_000.0]
+    labels = [t.get_text() for t in ax.texts]
+    assert "10,000.0  (optimizer 5.0%)" in labels and "9,600.0  (optimizer 9.0%)" in labels
+    assert render_png(rows, "tp").startswith(b"\x89PNG")
+    assert "![img/s per run](summary.png)" in render_markdown("tp", rows, "", "images_per_sec")
