@@ -137,6 +137,8 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             continue
         if key in _OPTIONAL_KEYS and all(v is None for v in values):
             continue
+        if key == "pareto" and _throughput_only(rows):
+            continue  # no accuracy, no accuracy/speed frontier
         shown.append((key, header, kind))
     return shown
 
@@ -197,7 +199,8 @@ def render_markdown(
 ) -> str:
     """The whole of summary.md; `extra` holds further sections (scaling efficiency)."""
     order = _SORT_NAMES.get(sort, sort)
-    out = [f"# {name}: accuracy and speed", "", common_line(rows) + ".", ""]
+    what = "throughput" if _throughput_only(rows) else "accuracy and speed"
+    out = [f"# {name}: {what}", "", common_line(rows) + ".", ""]
     if _throughput_only(rows):
         note = (
             "Throughput mode: global img/s over the timed steps (no full training, no "

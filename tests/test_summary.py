@@ -317,6 +317,7 @@ def test_throughput_sweeps_get_speed_advice_and_their_own_columns() -> None:
     headers = [h for _, h, _ in table_columns(summary_rows(results))]
     assert "optimizer" in headers and "projected run" in headers and "step" in headers
     assert "top-1" not in headers  # nothing to show in a throughput-only sweep
+    assert "frontier" not in headers
 
 
 def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
@@ -332,6 +333,7 @@ def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
     rows = summary_rows(results, sort=sort)
     assert [r["run_id"] for r in rows] == ["bs1024-sgd", "bs1024-larc-tc0.02"]
     text = render_markdown("tp", rows, recommend(results), sort)
+    assert text.startswith("# tp: throughput\n")
     assert "Sorted by img/s. Throughput mode" in text
     assert "to best" not in text and "top-1" not in text.split("|")[0]
     trained = [*results, _throughput("bs256-sgd", "sgd", 5_000.0, 0.05)]
