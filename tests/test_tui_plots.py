@@ -6,7 +6,7 @@ from textual.app import App, ComposeResult
 from tui_helpers import sync
 
 from larsbench.tui.series import Curve
-from larsbench.tui.widgets.plots import CurvePlot, Line, Point, place_labels, thin
+from larsbench.tui.widgets.plots import CurvePlot, Line, Point, ScatterPlot, place_labels, thin
 
 
 def test_thin_keeps_short_series_and_the_last_value() -> None:
@@ -66,3 +66,30 @@ def test_labels_do_not_overlap_each_other_or_leave_the_canvas() -> None:
     assert place_labels([first, last], **CANVAS) == [1, 0]
     edge = Point("a-long-label-here", 69, 3, False)
     assert place_labels([edge], **CANVAS) == [-1]
+
+
+class BarsApp(App[None]):
+    CSS = "ScatterPlot { width: 60; height: 12; }"
+
+    def compose(self) -> ComposeResult:
+        yield ScatterPlot(id="plot")
+
+
+@sync
+async def test_a_throughput_sweep_shows_one_bar_per_run_fastest_on_top() -> None:
+    app = BarsApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        app.query_one(ScatterPlot).show_speeds(
+            [("bs64-sgd", 62.0), ("bs32-larc", 44.5), ("bs32-sgd", 42.9)], "img/s per run"
+        )
+        await pilot.pause()
+        await pilot.pause()
+        lines = [s.text for s in app.screen._compositor.render_strips()]
+        rows = {
+            run: i
+            for i, line in enumerate(lines)
+            for run in ("bs64-sgd", "bs32-sgd")
+            if run in line
+        }
+        assert rows["bs64-sgd"] < rows["bs32-sgd"], "\n".join(lines)
+        assert any("img/s per run" in line for line in lines)

@@ -67,6 +67,13 @@ def scatter_points(view: SweepView) -> list[Point]:
     return points
 
 
+def speed_bars(view: SweepView) -> list[tuple[str, float]]:
+    """(run id, img/s) of the runs with a measured speed, fastest first."""
+    measured = [r for r in view.results if is_num(r.images_per_sec) and r.images_per_sec > 0]
+    measured.sort(key=lambda r: -r.images_per_sec)
+    return [(r.run_id, float(r.images_per_sec)) for r in measured]
+
+
 # Columns dropped first when the table is wider than the screen (80 columns must show
 # run, batch, lr, optimizer, tc, top-1, img/s and the frontier).
 DROP_ORDER = (
@@ -169,8 +176,12 @@ class ResultsScreen(Screen[None]):
             self.query_one("#results-header", Static), results_header(view, self.sort, self.reverse)
         )
         self._fill_table()
-        title = "top-1 % vs img/s   ● sgd  ▲ larc  × not completed  ─ frontier"
-        self.query_one(ScatterPlot).show(scatter_points(view), title)
+        plot = self.query_one(ScatterPlot)
+        if view.results and all(r.mode == "throughput" for r in view.results):
+            plot.show_speeds(speed_bars(view), "img/s per run (throughput mode: no accuracy)")
+        else:
+            title = "top-1 % vs img/s   ● sgd  ▲ larc  × not completed  ─ frontier"
+            plot.show(scatter_points(view), title)
         rec = view.recommendation.removeprefix("Recommendation: ")
         rec = rec or "No recommendation yet: no run has finished."
         box = self.query_one("#recommendation", Static)

@@ -155,7 +155,8 @@ def place_labels(
 
 
 class ScatterPlot(PlotextPlot):
-    """Top-1 against img/s, one labelled point per run, the frontier as a line."""
+    """Top-1 against img/s, one labelled point per run, the frontier as a line; for a
+    throughput sweep (no accuracy), one bar of img/s per run (`show_speeds`)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -166,6 +167,28 @@ class ScatterPlot(PlotextPlot):
         # Where labels fit depends on the size: draw again at the size the plot really has.
         if self._last is not None:
             self.show(*self._last)
+
+    def show_speeds(self, speeds: Sequence[tuple[str, float]], title: str) -> None:
+        """One horizontal bar of img/s per (run id, img/s), in the order given."""
+        self._last = None  # bars do not depend on the size the way labels do
+        key = ("speeds", title, tuple(speeds))
+        if key == self._key:
+            return
+        self._key = key
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(title if speeds else f"{title}: no measured runs yet")
+        if speeds:
+            # plotext draws the first bar at the bottom: reversed, the first run is on top.
+            plt.bar(
+                [run for run, _ in reversed(speeds)],
+                [ips for _, ips in reversed(speeds)],
+                orientation="horizontal",
+                width=0.4,
+            )
+            plt.xlabel("img/s")
+        self.refresh()
 
     def show(self, points: Sequence[Point], title: str) -> None:
         self._last = (points, title)
