@@ -36,13 +36,10 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if err.filename is None:  # a write's error (a full disk) names no file: name it
+        if isinstance(err, OSError) and err.filename is None:  # a full disk names no file
             raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -23,14 +23,30 @@ class Line:
     color: str = "cyan"
 
 
-class CurvePlot(PlotextPlot):
+class _RedrawOnChange(PlotextPlot):
+    """A plotext plot that builds a figure only when what it shows changed."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: tuple[object, ...] | None = None
+
+    def _begin(self, key: tuple[object, ...]) -> bool:
+        """False when `key` is drawn already; else clear the figure for a new drawing."""
+        if key == self._key:
+            return False
+        self._key = key
+        self.plt.clear_data()
+        self.plt.clear_figure()
+        return True
+
+
+class CurvePlot(_RedrawOnChange):
     """Lines over a shared x axis; `show()` ignores calls that would draw the same thing."""
 
     def __init__(self, title: str = "", xlabel: str = "", *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._title = title
         self._xlabel = xlabel
-        self._key: tuple[object, ...] | None = None
         self._last: tuple[tuple[Line, ...], str | None, bool, str, bool] | None = None
 
     def on_resize(self) -> None:
@@ -60,12 +76,9 @@ class CurvePlot(PlotextPlot):
             tuple((ln.label, ln.color, ln.curve.version, len(ln.curve.xs)) for ln in lines),
             tuple(id(ln.curve) for ln in lines),
         )
-        if key == self._key:
+        if not self._begin(key):
             return
-        self._key = key
         plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
         plt.title(title if title is not None else self._title)
         if self._xlabel:
             plt.xlabel(self._xlabel)
@@ -154,13 +167,12 @@ def place_labels(
     return sides
 
 
-class ScatterPlot(PlotextPlot):
+class ScatterPlot(_RedrawOnChange):
     """Top-1 against img/s, one labelled point per run, the frontier as a line; for a
     throughput sweep (no accuracy), one bar of img/s per run (`show_speeds`)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._key: tuple[object, ...] | None = None
         self._last: tuple[Sequence[Point], str] | None = None
 
     def on_resize(self) -> None:
@@ -171,13 +183,9 @@ class ScatterPlot(PlotextPlot):
     def show_speeds(self, speeds: Sequence[tuple[str, float]], title: str) -> None:
         """One horizontal bar of img/s per (run id, img/s), in the order given."""
         self._last = None  # bars do not depend on the size the way labels do
-        key = ("speeds", title, tuple(speeds))
-        if key == self._key:
+        if not self._begin(("speeds", title, tuple(speeds))):
             return
-        self._key = key
         plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
         plt.title(title if speeds else f"{title}: no measured runs yet")
         if speeds:
             # plotext draws the first bar at the bottom: reversed, the first run is on top.
@@ -193,13 +201,9 @@ class ScatterPlot(PlotextPlot):
     def show(self, points: Sequence[Point], title: str) -> None:
         self._last = (points, title)
         width, height = self.size.width or 80, self.size.height or 24
-        key = (title, tuple(points), width, height)
-        if key == self._key:
+        if not self._begin((title, tuple(points), width, height)):
             return
-        self._key = key
         plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
         plt.title(title)
         plt.xlabel("img/s")
         if not points:
