@@ -128,6 +128,7 @@ class OptimizerConfig(_Section):
     eps: float = Field(1e-8, gt=0)
     exclude_bias_and_norm: bool = False
     stats_every: int = Field(50, ge=0, description="steps between trust-ratio snapshots; 0: never")
+    fused: bool = Field(False, description="LARC: one torch.compile'd pass for the update")
 
 
 class Profile(_Section):

@@ -64,6 +64,7 @@ def build_optimizer(model: nn.Module, run: RunConfig) -> torch.optim.Optimizer:
         eps=o.eps,
         exclude_bias_and_norm=o.exclude_bias_and_norm,
         stats_every=o.stats_every,
+        fused=o.fused,
     )
 
 

@@ -55,6 +55,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("optimizer.clip", "clip", "bool", sweepable=False),
     FieldSpec("optimizer.eps", "eps"),
     FieldSpec("optimizer.exclude_bias_and_norm", "exclude bias/norm", "bool", sweepable=False),
+    FieldSpec("optimizer.fused", "fused update", "bool", sweepable=False),
     FieldSpec("train.epochs", "epochs"),
     FieldSpec("train.warmup_epochs", "warmup epochs"),
     FieldSpec(
