@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU machine check of the telemetry: NVML readings against nvidia-smi at the same moment (under
-# load), then a short 1-GPU ResNet50 throughput smoke with telemetry. About 3 minutes.
+# load), then a short 1-GPU ResNet50 throughput smoke with telemetry, then LARC's optimizer
+# step against SGD's on the GPU (eager and fused=True) and LARC's no-sync tests on CUDA.
+# About 6 minutes.
 #
 #   OUT=/tmp/gpu-check benchmarks/gpu_check.sh     # PYTHON=python3 by default; needs torch
 #
@@ -204,6 +206,15 @@ for path in runs:
     assert system.get("gpu_util_mean") is not None, "no gpu_util_mean in result.json"
 print("smoke telemetry: PASS")
 PYEOF
+
+# --- 3. LARC's step against SGD's on the GPU (a figure, not a pass/fail) ------------------------
+echo "== optimizer step on the GPU: benchmarks/optimizer_step.py --device cuda"
+timeout 240 "$PY" benchmarks/optimizer_step.py --device cuda --reps 30 --parts \
+  2>&1 | tee "$OUT/optimizer-step.txt" | grep -v '^W' || echo "!! optimizer_step.py failed"
+echo "== LARC's no-sync tests on CUDA (eager and fused), under set_sync_debug_mode('error')"
+has pytest || "$PY" -m pip install -q pytest || echo "!! could not install pytest"
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_optim_larc.py -k on_cuda \
+  2>&1 | tail -n 5 | tee "$OUT/larc-cuda-tests.txt" || echo "!! LARC CUDA tests failed"
 
 echo "== NVML check: $([ "$nvml_status" = 0 ] && echo PASS || echo "FAIL ($nvml_status)")," \
   "smoke: $([ "$smoke_status" = 0 ] && echo PASS || echo "FAIL ($smoke_status)")"
