@@ -102,9 +102,14 @@ def throughput_advice(timed: list[RunResult]) -> str:
     ]
     for batch in sorted({r.batch_size for r in timed}):
         sgd = next((r for r in timed if r.batch_size == batch and r.optimizer == "sgd"), None)
-        for larc in (r for r in timed if r.batch_size == batch and r.optimizer == "larc"):
+        larcs = [r for r in timed if r.batch_size == batch and r.optimizer == "larc"]
+        for larc in larcs:
             if sgd is None:
                 continue
+            # Runs told apart by another swept key (e.g. optimizer.fused) are named by run id.
+            twins = sum(r.trust_coefficient == larc.trust_coefficient for r in larcs) > 1
+            name = larc.run_id if twins else f"LARC tc {larc.trust_coefficient:g} at batch {batch}"
+            baseline = sgd.run_id if twins else "plain SGD"
             share = (
                 f" (optimizer {100 * larc.optimizer_share:.1f}% of the step vs "
                 f"{100 * sgd.optimizer_share:.1f}%)"
@@ -112,8 +117,8 @@ def throughput_advice(timed: list[RunResult]) -> str:
                 else ""
             )
             parts.append(
-                f"LARC tc {larc.trust_coefficient:g} at batch {batch} runs at "
-                f"{larc.images_per_sec / sgd.images_per_sec:.1%} of plain SGD's speed{share}."
+                f"{name} runs at "
+                f"{larc.images_per_sec / sgd.images_per_sec:.1%} of {baseline}'s speed{share}."
             )
     return " ".join(parts)
 

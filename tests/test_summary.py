@@ -320,6 +320,18 @@ def test_throughput_sweeps_get_speed_advice_and_their_own_columns() -> None:
     assert "frontier" not in headers
 
 
+def test_throughput_advice_names_larc_runs_that_differ_by_another_key() -> None:
+    results = [
+        _throughput("bs1024-sgd", "sgd", 10_000.0, 0.05),
+        _throughput("bs1024-larc-tc0.02-fusedoff", "larc", 9_000.0, 0.10),
+        _throughput("bs1024-larc-tc0.02-fusedon", "larc", 9_500.0, 0.08),
+    ]
+    advice = recommend(results)
+    assert "bs1024-larc-tc0.02-fusedoff runs at 90.0% of bs1024-sgd's speed" in advice
+    assert "bs1024-larc-tc0.02-fusedon runs at 95.0% of bs1024-sgd's speed" in advice
+    assert "LARC tc 0.02 at batch" not in advice
+
+
 def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
     from larsbench.summary import default_sort
     from larsbench.summary_format import render_markdown
