@@ -16,6 +16,7 @@ SCHEMA_VERSION = 1
 TRAINING_KINDS = (
     "run_start",
     "resume",
+    "compile",
     "step",
     "trust",
     "eval",

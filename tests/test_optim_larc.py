@@ -271,6 +271,36 @@ def test_fused_update_is_one_graph_for_many_param_groups() -> None:
     assert max_relative_error(made[0], [p.detach() for p in made[1]]) < 1e-6
 
 
+def test_compile_fused_update_compiles_ahead_and_changes_nothing() -> None:
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    data, labels = _toy_classification()
+    model = _mlp()
+    before = copy.deepcopy(model.state_dict())
+    sgd = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
+    larc = LARC(sgd, trust_coefficient=2e-2, fused=True)
+    larc.compile_fused_update()
+    assert counters["stats"]["unique_graphs"] == 1
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert larc.step_count == 0 and not larc.state
+    for _ in range(3):
+        larc.zero_grad()
+        nn.functional.cross_entropy(model(data), labels).backward()
+        larc.step()
+    assert counters["stats"]["unique_graphs"] == 1  # training reused the graph compiled ahead
+    with pytest.raises(RuntimeError, match="before the first backward"):
+        larc.compile_fused_update()
+
+
+def test_compile_fused_update_without_fused_does_nothing() -> None:
+    params = make_params()
+    larc = LARC(make_sgd(params), 2e-2)
+    larc.compile_fused_update()
+    assert all(p.grad is None for p in params)
+
+
 def test_fused_step_does_not_sync_once_compiled() -> None:
     params = make_params()
     larc = LARC(make_sgd(params, momentum=0.9, nesterov=True), 2e-2, fused=True, stats_every=1)

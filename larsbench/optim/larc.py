@@ -270,7 +270,57 @@ class LARC(Optimizer):
         self._larc_step += 1
         record = self.stats_every > 0 and self._larc_step % self.stats_every == 0
         stats = TrustStatsBuilder(self._larc_step) if record else None
+        taken_over, updates = self._adapt_groups(stats)
+        updates.apply(self.fused)
 
+        try:
+            for group, _ in taken_over:
+                group["weight_decay"] = 0.0
+            self.optimizer.step()
+        finally:
+            for group, wd in taken_over:
+                group["weight_decay"] = wd
+
+        if stats is not None:
+            self._latest_stats = stats.build()
+        return loss
+
+    @torch.no_grad()
+    def compile_fused_update(self) -> None:
+        """With ``fused=True``: compile the update now instead of in the first ``step()``.
+
+        Runs the update once on zero gradients for every parameter that requires grad (the
+        graph depends only on which tensors take part, not on values), then removes them:
+        parameters, optimizer state and ``step_count`` stay as they were. Call it before the
+        first backward, so that training's first step is not the one that compiles; a
+        parameter with a gradient already raises ``RuntimeError``. Does nothing without
+        ``fused``. On a GPU the kernel launch is asynchronous: synchronise before timing it.
+        """
+        if not self.fused:
+            return
+        params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
+        if any(p.grad is not None for p in params):
+            raise RuntimeError(
+                "LARC.compile_fused_update() runs before the first backward: a parameter "
+                "already has a gradient"
+            )
+        try:
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            _, updates = self._adapt_groups(None)
+            updates.apply(fused=True)
+        finally:
+            for p in params:
+                p.grad = None
+
+    def _adapt_groups(
+        self, stats: TrustStatsBuilder | None
+    ) -> tuple[list[tuple[dict[str, Any], Any]], _PendingUpdates]:
+        """Norms, factors and weight decay of every group; the gradient updates are queued.
+
+        Returns the groups whose weight decay LARC takes over (with their value) and the
+        queued updates.
+        """
         taken_over: list[tuple[dict[str, Any], Any]] = []
         updates = _PendingUpdates()
         offset = 0
@@ -307,19 +357,7 @@ class LARC(Optimizer):
                         torch._foreach_add_(bucket.grads, bucket.params, alpha=wd)
             if "weight_decay" in group:
                 taken_over.append((group, wd))
-        updates.apply(self.fused)
-
-        try:
-            for group, _ in taken_over:
-                group["weight_decay"] = 0.0
-            self.optimizer.step()
-        finally:
-            for group, wd in taken_over:
-                group["weight_decay"] = wd
-
-        if stats is not None:
-            self._latest_stats = stats.build()
-        return loss
+        return taken_over, updates
 
     def _adapt(
         self,

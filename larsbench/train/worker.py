@@ -39,6 +39,7 @@ from larsbench.train.setup import (
     Dist,
     autocast,
     build_parts,
+    compile_ahead,
     gather_identity,
     setup_distributed,
     to_device,
@@ -255,6 +256,9 @@ def train(run: RunConfig, paths: RunPaths, d: Dist, stop: StopRequest) -> None:
             restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
             **ranks,
         )
+    compile_seconds = compile_ahead(optimizer, d)
+    if compile_seconds is not None:
+        emit("compile", what="larc_fused_update", seconds=round(compile_seconds, 3))
     started = time.perf_counter()
     if run.train.mode == "throughput":
         from larsbench.train.throughput import run_throughput
