@@ -102,6 +102,7 @@ class HeadlessView:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.latest: dict[str, Any] = {}
+        self._compiles = False  # the run compiles LARC's fused update before training
         self._last_line = 0.0
         self._label = ""
 
@@ -119,6 +120,7 @@ class HeadlessView:
 
     def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
         self.latest = {}
+        self._compiles = run.optimizer.name == "larc" and run.optimizer.fused
         self._label = escape(f"[{index}/{total}] {run.run_id}")
         self.console.print(
             f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
@@ -191,7 +193,15 @@ class HeadlessView:
     # --- folding ---------------------------------------------------------------------------
     def _training_event(self, e: dict[str, Any]) -> None:
         kind = e.get("kind")
-        if kind == "run_start":
+        if kind in ("run_start", "resume"):
+            self.latest["started"] = True
+        if kind == "compile":
+            self.latest["compile"] = e
+            self.console.print(
+                f"  {self._label}: compiled LARC's fused update in {e.get('seconds', 0.0):.1f} s",
+                highlight=False,
+            )
+        elif kind == "run_start":
             self.latest["total_steps"] = e.get("total_steps")
             self.latest["epochs"] = e.get("epochs")
             if self.progress is not None and self.task is not None:
@@ -214,7 +224,11 @@ class HeadlessView:
     def _stats(self) -> str:
         step = self.latest.get("step")
         if not step:
-            return "starting torchrun"
+            if not self.latest.get("started"):
+                return "starting torchrun"
+            if self._compiles and "compile" not in self.latest:
+                return "compiling LARC's fused update (once per run)"
+            return "training, first steps"
         parts = [
             f"ep {step.get('epoch')}/{self.latest.get('epochs', '?')}",
             f"step {step.get('step')}/{self.latest.get('total_steps', '?')}",
