@@ -1,4 +1,5 @@
-"""SVG snapshots of the three screens at 120x40 from the fixed fixture data and clock.
+"""SVG snapshots of the three screens at 120x40 (and the compact live screen at 80x24) from
+the fixed fixture data and clock.
 
 Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_helpers import SIZE, app_for, fixture_tree, wait_until
+from tui_helpers import COMPACT_SIZE, SIZE, app_for, fixture_tree, running_larc_run, wait_until
 
 
 @pytest.fixture
@@ -78,3 +79,14 @@ def test_configure_screen_with_an_error(snap_compare, tree: Path) -> None:  # ty
         await pilot.pause(0.5)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_live_screen_compact_during_a_larc_run(snap_compare, tree: Path) -> None:  # type: ignore[no-untyped-def]
+    run = running_larc_run(tree / "runs" / "fixture-sweep")
+    app = app_for(tree, run)
+
+    async def ready(pilot: Pilot) -> None:
+        await wait_until(pilot, lambda: app.view is not None and app.view.run is not None)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=COMPACT_SIZE, run_before=ready)
