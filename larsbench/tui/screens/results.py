@@ -1,4 +1,5 @@
-"""The results screen: one row per run (summary columns), sortable; scatter; recommendation."""
+"""The results screen: one row per run (summary columns), sortable; scatter; recommendation;
+the curves of the runs selected with space, overlaid (larsbench.tui.compare)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,27 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from larsbench.summary import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
+from larsbench.tui.compare import (
+    METRICS,
+    NO_GROUP,
+    SMOOTHING,
+    CompareSet,
+    CurveLoader,
+    color_index,
+    key_label,
+    overlay,
+    swept_keys,
+)
 from larsbench.tui.format import is_num
 from larsbench.tui.sweepview import SweepView
-from larsbench.tui.widgets.plots import Point, ScatterPlot
+from larsbench.tui.widgets.plots import COLORS, CurvePlot, Line, Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
@@ -74,6 +87,30 @@ def speed_bars(view: SweepView) -> list[tuple[str, float]]:
     return [(r.run_id, float(r.images_per_sec)) for r in measured]
 
 
+class CurvesLoaded(Message):
+    """The loader thread folded the selected runs' curves; a newer load replaces an older one."""
+
+    def __init__(self, root: Any, compare: CompareSet) -> None:
+        super().__init__()
+        self.root = root
+        self.compare = compare
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CurvesLoaded)
+
+
+def compare_title(metric: str, runs: int, smoothing: float, ylog: bool, group_key: str) -> str:
+    """The comparison box's title: what it shows and how (m, s, y, g change it)."""
+    parts = [f"Compare {runs} run{'s' if runs != 1 else ''}: {METRICS[metric]}"]
+    if smoothing:
+        parts.append(f"smooth {smoothing:g}")
+    if ylog:
+        parts.append("log y")
+    if group_key:
+        parts.append(f"by {key_label(group_key)}")
+    return "  ".join(parts)
+
+
 # Columns dropped first when the table is wider than the screen (80 columns must show
 # run, batch, lr, optimizer, tc, top-1, img/s and the frontier).
 DROP_ORDER = (
@@ -127,9 +164,17 @@ class ResultsScreen(Screen[None]):
     AUTO_FOCUS = "#results-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_select", "Select"),
+        Binding("m", "cycle_metric(1)", "Metric"),
+        Binding("M", "cycle_metric(-1)", "Prev metric", show=False),
+        Binding("z", "toggle_full_chart", "Full chart"),
         Binding("o", "cycle_sort(1)", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("enter", "open_run", "Open run", priority=True),
+        Binding("s", "cycle_smoothing", "Smooth", show=False),
+        Binding("y", "toggle_log_y", "Log y", show=False),
+        Binding("g", "cycle_group", "Group by", show=False),
+        Binding("a", "select_all", "Select all/none", show=False),
     ]
 
     def __init__(self) -> None:
@@ -141,6 +186,15 @@ class ResultsScreen(Screen[None]):
         self._row_ids: list[str] = []
         self._columns: list[tuple[str, str, str]] = []
         self._table_key: tuple[Any, ...] | None = None
+        # The comparison of curves: selected runs (sweep order), and how they are drawn.
+        self.selected: list[str] = []
+        self.metric = "top1"
+        self.smoothing = 0.0
+        self.ylog = False
+        self.group_key = NO_GROUP
+        self.compare: CompareSet | None = None
+        self._loader: CurveLoader | None = None
+        self._loaded_key: tuple[Any, ...] | None = None
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -150,6 +204,8 @@ class ResultsScreen(Screen[None]):
         yield Static(results_header(None, self.sort, self.reverse), id="results-header")
         with VerticalScroll(id="results-body"):
             yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+            with Container(id="compare-box", classes="panel"):
+                yield CurvePlot(xlabel="epoch", id="compare-plot")
             with Horizontal(id="results-lower"):
                 yield ScatterPlot(id="scatter")
                 with VerticalScroll(id="recommendation-box", classes="panel"):
@@ -158,6 +214,7 @@ class ResultsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#recommendation-box").border_title = "Recommendation"
+        self.query_one("#compare-box").display = False
         if self.lapp.view is not None:
             self.show_view(self.lapp.view)
 
@@ -186,12 +243,22 @@ class ResultsScreen(Screen[None]):
         rec = rec or "No recommendation yet: no run has finished."
         box = self.query_one("#recommendation", Static)
         set_text(box, Text(rec), width=box.content_region.width)
+        self._load_curves()
 
     def _fill_table(self) -> None:
         view = self._view
         if view is None:
             return
-        key = (view.results_seq, view.root, self.sort, self.reverse, self.app.size.width)
+        key = (
+            view.results_seq,
+            view.root,
+            self.sort,
+            self.reverse,
+            self.app.size.width,
+            tuple(self.selected),
+            self.group_key,
+            self.compare is not None,
+        )
         if key == self._table_key:
             return
         self._table_key = key
@@ -208,6 +275,7 @@ class ResultsScreen(Screen[None]):
         headers = [headers[i] for i in keep]
         right = [right[i] for i in keep]
         cells = [[row[i] for i in keep] for row in cells]
+        order = [r.run_id for r in view.runs]
         for (col_key, _, _), header in zip(self._columns, headers, strict=True):
             marker = (" ▼" if not self.reverse else " ▲") if col_key == self.sort else ""
             table.add_column(header + marker, key=col_key)
@@ -220,15 +288,134 @@ class ResultsScreen(Screen[None]):
                 style = "dim"
             elif row.get("pareto"):
                 style = "bold"
-            table.add_row(
-                *(
-                    Text(v, style=style, justify="right" if r else "left")
-                    for v, r in zip(values, right, strict=True)
-                ),
-                key=str(row["run_id"]),
-            )
+            texts = [
+                Text(v, style=style, justify="right" if r else "left")
+                for v, r in zip(values, right, strict=True)
+            ]
+            run_id = str(row["run_id"])
+            if run_id in self.selected:  # the run id cell carries its line's colour
+                color = COLORS[color_index(run_id, order, self.compare, self.group_key) % 8]
+                texts[0] = Text.assemble(("● ", f"bold {color}"), texts[0])
+            table.add_row(*texts, key=run_id)
         if selected in self._row_ids:
             table.move_cursor(row=self._row_ids.index(selected))
+
+    # --- comparing curves -------------------------------------------------------------------
+
+    def _load_curves(self, force: bool = False) -> None:
+        """Fold the selected runs in a thread (only when the selection or the files changed)."""
+        view = self._view
+        box = self.query_one("#compare-box")
+        box.display = bool(self.selected) and view is not None
+        if view is None or not self.selected:
+            return
+        running = any(view.state_of(r) == "running" for r in self.selected)
+        key = (view.root, tuple(self.selected), view.results_seq, view.seq if running else 0)
+        if key == self._loaded_key and not force:
+            return
+        self._loaded_key = key
+        if self._loader is None or self._loader.root != view.root:
+            self._loader = CurveLoader(view.root, view.is_sweep)
+            self.compare = None
+        loader, ids, root = self._loader, list(self.selected), view.root
+        all_ids = [r.run_id for r in view.runs]
+
+        def load() -> None:
+            self.post_message(CurvesLoaded(root, loader.load(ids, all_ids)))
+
+        self.run_worker(load, group="compare", thread=True, exclusive=True)
+
+    def on_curves_loaded(self, message: CurvesLoaded) -> None:
+        if self._view is None or message.root != self._view.root:
+            return
+        first = self.compare is None
+        self.compare = message.compare
+        if first:
+            self._table_key = None  # the markers' colours may depend on the configs
+            self._fill_table()
+        self._draw_compare()
+
+    def _draw_compare(self) -> None:
+        view, compare = self._view, self.compare
+        if view is None or compare is None or not self.selected:
+            return
+        order = [r.run_id for r in view.runs]
+        lines = overlay(compare, self.selected, order, self.metric, self.smoothing, self.group_key)
+        self.query_one("#compare-box").border_title = compare_title(
+            self.metric, len(self.selected), self.smoothing, self.ylog, self.group_key
+        )
+        empty = "no LARC run selected" if self.metric == "trust" else "no points yet"
+        title = METRICS[self.metric] + ("  (log10 y)" if self.ylog else "")
+        self.query_one("#compare-plot", CurvePlot).show(
+            [Line(ln.label, ln.curve, COLORS[ln.color % len(COLORS)]) for ln in lines],
+            title=title,
+            ylog=self.ylog,
+            empty=empty,
+        )
+
+    def _cursor_run(self) -> str | None:
+        table = self.query_one("#results-table", DataTable)
+        if self._row_ids and 0 <= table.cursor_row < len(self._row_ids):
+            return self._row_ids[table.cursor_row]
+        return None
+
+    def _set_selected(self, run_ids: list[str]) -> None:
+        order = [r.run_id for r in self._view.runs] if self._view else run_ids
+        self.selected = [r for r in order if r in run_ids]
+        if not self.selected:
+            self.remove_class("-full-chart")
+        self._fill_table()
+        self._load_curves()
+        self._draw_compare()
+
+    def action_toggle_select(self) -> None:
+        run_id = self._cursor_run()
+        if run_id is None:
+            return
+        chosen = set(self.selected) ^ {run_id}
+        self._set_selected(list(chosen))
+
+    def action_select_all(self) -> None:
+        everyone = list(self._row_ids)
+        self._set_selected([] if set(self.selected) == set(everyone) else everyone)
+
+    def action_cycle_metric(self, delta: int) -> None:
+        names = list(METRICS)
+        self.metric = names[(names.index(self.metric) + delta) % len(names)]
+        self._draw_compare()
+
+    def action_cycle_smoothing(self) -> None:
+        i = SMOOTHING.index(self.smoothing) if self.smoothing in SMOOTHING else 0
+        self.smoothing = SMOOTHING[(i + 1) % len(SMOOTHING)]
+        self._draw_compare()
+
+    def action_toggle_log_y(self) -> None:
+        self.ylog = not self.ylog
+        self._draw_compare()
+
+    def group_keys(self) -> list[str]:
+        """The keys `g` cycles through: none, then each key the sweep's runs differ in."""
+        configs = self.compare.configs.values() if self.compare else ()
+        return [NO_GROUP, *swept_keys(configs)]
+
+    def action_cycle_group(self) -> None:
+        keys = self.group_keys()
+        if len(keys) == 1:
+            self.notify("Select runs first (space): grouping uses their configs.")
+            return
+        i = keys.index(self.group_key) if self.group_key in keys else 0
+        self.group_key = keys[(i + 1) % len(keys)]
+        self._table_key = None
+        self._fill_table()
+        self._draw_compare()
+
+    def action_toggle_full_chart(self) -> None:
+        if not self.selected:
+            run_id = self._cursor_run()
+            if run_id is None:
+                return
+            self._set_selected([run_id])
+        self.toggle_class("-full-chart")
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -256,9 +443,9 @@ class ResultsScreen(Screen[None]):
         self._open(str(event.row_key.value))
 
     def action_open_run(self) -> None:
-        table = self.query_one("#results-table", DataTable)
-        if self._row_ids and 0 <= table.cursor_row < len(self._row_ids):
-            self._open(self._row_ids[table.cursor_row])
+        run_id = self._cursor_run()
+        if run_id is not None:
+            self._open(run_id)
 
     def _open(self, run_id: str) -> None:
         if self.lapp.watcher is not None:
