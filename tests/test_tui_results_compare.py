@@ -65,6 +65,8 @@ async def test_space_selects_runs_and_overlays_their_top1(tmp_path: Path) -> Non
         assert "● bs64-larc-tc0.02" in screen_text(app)  # the table marks the selected runs
         await pilot.press("space")  # the cursor is on bs512-larc: unselect it
         await wait_until(pilot, lambda: drawn(app)[0] == ["bs64-larc-tc0.02"])
+        # a lone line keeps its legend: which run it is
+        await wait_until(pilot, lambda: "⢕⢕ bs64-larc-tc0.02" in screen_text(app))
 
 
 @sync

@@ -351,6 +351,7 @@ class ResultsScreen(Screen[None]):
             title=title,
             ylog=self.ylog,
             empty=empty,
+            legend=True,  # which run a lone line is
         )
 
     def _cursor_run(self) -> str | None:
