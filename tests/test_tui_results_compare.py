@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -10,6 +11,7 @@ from tui_helpers import (
     SIZE,
     app_for,
     fixture_tree,
+    running_larc_run,
     screen_text,
     sync,
     wait_until,
@@ -134,3 +136,29 @@ async def test_full_screen_chart(tmp_path: Path) -> None:
         await pilot.press("z")
         await pilot.pause(0.2)
         assert app.screen.query_one("#results-table").display
+
+
+@sync
+async def test_a_running_selected_run_gains_its_new_points(tmp_path: Path) -> None:
+    _, _, sweep = fixture_tree(tmp_path)
+    run = running_larc_run(sweep)  # bs64-larc-tc0.02: evaluated up to epoch 5
+    app = app_for(tmp_path, sweep)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
+        app.switch_mode("results")
+        await wait_until(pilot, lambda: "bs64-larc-tc0.02" in results(app)._row_ids)
+        while results(app)._cursor_run() != "bs64-larc-tc0.02":
+            await pilot.press("down")
+        await pilot.press("space")
+        await wait_until(pilot, lambda: drawn(app)[0] == ["bs64-larc-tc0.02"])
+        top1 = app.screen.query_one("#compare-plot", CurvePlot)
+        assert len(top1._last[0][0].curve.xs) == 5  # type: ignore[index]
+        event = {"v": 1, "t": 1.0, "kind": "eval", "epoch": 6, "step": 132, "top1": 94.5}
+        with open(run / "events" / "rank0.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+
+        def six() -> bool:
+            return len(top1._last[0][0].curve.xs) == 6  # type: ignore[index]
+
+        await wait_until(pilot, six)  # within RELOAD_INTERVAL, though nothing else changes
+        assert top1._last[0][0].curve.ys[-1] == 94.5  # type: ignore[index]

@@ -3,6 +3,7 @@ the curves of the runs selected with space, overlaid (larsbench.tui.compare)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -33,6 +34,9 @@ from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
     from larsbench.tui.app import LarsbenchApp
+
+MARK = "● "  # before a selected run's id, in its line's colour
+RELOAD_INTERVAL = 2.0  # seconds between reloads of a running selected run's curves
 
 # The sort keys `o` cycles through, in this order (any summary column sorts on a header click).
 SORT_CYCLE = ("top1", "images_per_sec", "train_seconds", "batch_size", "sweep")
@@ -195,6 +199,8 @@ class ResultsScreen(Screen[None]):
         self.compare: CompareSet | None = None
         self._loader: CurveLoader | None = None
         self._loaded_key: tuple[Any, ...] | None = None
+        self._loaded_at = -1e9
+        self._reload_armed = False
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -270,12 +276,20 @@ class ResultsScreen(Screen[None]):
         table.clear(columns=True)
         headers, cells, right = table_cells(rows)
         columns = table_columns(rows)
+        full_keys = [c[0] for c in columns]
+        if "run_id" in full_keys:  # the selected runs' marker counts in the widths
+            i = full_keys.index("run_id")
+            for row, values in zip(rows, cells, strict=True):
+                if str(row["run_id"]) in self.selected:
+                    values[i] = MARK + values[i]
         keep = fit_columns(columns, headers, cells, self.app.size.width - 2, self.sort)
         self._columns = [columns[i] for i in keep]
         headers = [headers[i] for i in keep]
         right = [right[i] for i in keep]
         cells = [[row[i] for i in keep] for row in cells]
         order = [r.run_id for r in view.runs]
+        col_keys = [c[0] for c in self._columns]
+        id_col = col_keys.index("run_id") if "run_id" in col_keys else None
         for (col_key, _, _), header in zip(self._columns, headers, strict=True):
             marker = (" ▼" if not self.reverse else " ▲") if col_key == self.sort else ""
             table.add_column(header + marker, key=col_key)
@@ -293,27 +307,33 @@ class ResultsScreen(Screen[None]):
                 for v, r in zip(values, right, strict=True)
             ]
             run_id = str(row["run_id"])
-            if run_id in self.selected:  # the run id cell carries its line's colour
+            if run_id in self.selected and id_col is not None:  # the line's colour
                 color = COLORS[color_index(run_id, order, self.compare, self.group_key) % 8]
-                texts[0] = Text.assemble(("● ", f"bold {color}"), texts[0])
+                texts[id_col].stylize(f"bold {color}", 0, len(MARK))
             table.add_row(*texts, key=run_id)
         if selected in self._row_ids:
             table.move_cursor(row=self._row_ids.index(selected))
 
     # --- comparing curves -------------------------------------------------------------------
 
-    def _load_curves(self, force: bool = False) -> None:
-        """Fold the selected runs in a thread (only when the selection or the files changed)."""
+    def _load_curves(self) -> None:
+        """Fold the selected runs in a thread: when the selection or the results changed, and
+        every RELOAD_INTERVAL seconds at most while a selected run is running."""
         view = self._view
         box = self.query_one("#compare-box")
         box.display = bool(self.selected) and view is not None
         if view is None or not self.selected:
             return
+        key = (view.root, tuple(self.selected), view.results_seq)
         running = any(view.state_of(r) == "running" for r in self.selected)
-        key = (view.root, tuple(self.selected), view.results_seq, view.seq if running else 0)
-        if key == self._loaded_key and not force:
+        wait = self._loaded_at + RELOAD_INTERVAL - time.monotonic()
+        if key == self._loaded_key and not (running and wait <= 0):
+            if running and not self._reload_armed:  # news came too soon: read it a bit later
+                self._reload_armed = True
+                self.set_timer(wait, self._reload)
             return
         self._loaded_key = key
+        self._loaded_at = time.monotonic()
         if self._loader is None or self._loader.root != view.root:
             self._loader = CurveLoader(view.root, view.is_sweep)
             self.compare = None
@@ -324,6 +344,10 @@ class ResultsScreen(Screen[None]):
             self.post_message(CurvesLoaded(root, loader.load(ids, all_ids)))
 
         self.run_worker(load, group="compare", thread=True, exclusive=True)
+
+    def _reload(self) -> None:
+        self._reload_armed = False
+        self._load_curves()
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
         if self._view is None or message.root != self._view.root:
