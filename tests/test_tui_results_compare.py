@@ -48,7 +48,7 @@ async def select_larc_runs(pilot: Pilot, app: LarsbenchApp) -> None:
         while results(app)._cursor_run() != run_id:
             await pilot.press("down")
         await pilot.press("space")
-    await wait_until(pilot, lambda: results(app).compare is not None)
+    await wait_until(pilot, lambda: results(app).chart.compare is not None)
     await wait_until(pilot, lambda: len(drawn(app)[0]) == 2)
 
 
@@ -114,7 +114,7 @@ async def test_group_by_a_swept_key(tmp_path: Path) -> None:
         await pilot.press("g")  # by optimizer
         assert drawn(app)[0] == ["optimizer=sgd (mean of 2)", "optimizer=larc (mean of 2)"]
         assert "by optimizer" in str(app.screen.query_one("#compare-box").border_title)
-        keys = results(app).group_keys()
+        keys = results(app).chart.group_keys()
         assert "optimizer.trust_coefficient" not in keys  # one coefficient in this sweep
         for _ in range(len(keys) - 2):
             await pilot.press("g")

@@ -104,7 +104,9 @@ def test_results_compare_larc_top1_80x24(snap_compare, tree: Path) -> None:  # t
         assert isinstance(screen, ResultsScreen)
         # best first: bs64-larc, bs64-sgd, bs512-sgd, bs512-larc (failed)
         await pilot.press("space", "down", "down", "down", "space")
-        await wait_until(pilot, lambda: screen.compare is not None and len(screen.selected) == 2)
+        await wait_until(pilot, lambda: len(screen.selected) == 2)
+        chart = screen.chart
+        await wait_until(pilot, lambda: len(chart.compare.curves if chart.compare else ()) == 2)
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=COMPACT_SIZE, run_before=ready)

@@ -3,40 +3,27 @@ the curves of the runs selected with space, overlaid (larsbench.tui.compare)."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Horizontal, VerticalScroll
-from textual.message import Message
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from larsbench.summary import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
-from larsbench.tui.compare import (
-    METRICS,
-    NO_GROUP,
-    SMOOTHING,
-    CompareSet,
-    CurveLoader,
-    color_index,
-    key_label,
-    overlay,
-    swept_keys,
-)
 from larsbench.tui.format import is_num
 from larsbench.tui.sweepview import SweepView
-from larsbench.tui.widgets.plots import COLORS, CurvePlot, Line, Point, ScatterPlot
+from larsbench.tui.widgets.compare_chart import CompareChart
+from larsbench.tui.widgets.plots import Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
     from larsbench.tui.app import LarsbenchApp
 
 MARK = "● "  # before a selected run's id, in its line's colour
-RELOAD_INTERVAL = 2.0  # seconds between reloads of a running selected run's curves
 
 # The sort keys `o` cycles through, in this order (any summary column sorts on a header click).
 SORT_CYCLE = ("top1", "images_per_sec", "train_seconds", "batch_size", "sweep")
@@ -89,30 +76,6 @@ def speed_bars(view: SweepView) -> list[tuple[str, float]]:
     measured = [r for r in view.results if is_num(r.images_per_sec) and r.images_per_sec > 0]
     measured.sort(key=lambda r: -r.images_per_sec)
     return [(r.run_id, float(r.images_per_sec)) for r in measured]
-
-
-class CurvesLoaded(Message):
-    """The loader thread folded the selected runs' curves; a newer load replaces an older one."""
-
-    def __init__(self, root: Any, compare: CompareSet) -> None:
-        super().__init__()
-        self.root = root
-        self.compare = compare
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, CurvesLoaded)
-
-
-def compare_title(metric: str, runs: int, smoothing: float, ylog: bool, group_key: str) -> str:
-    """The comparison box's title: what it shows and how (m, s, y, g change it)."""
-    parts = [f"Compare {runs} run{'s' if runs != 1 else ''}: {METRICS[metric]}"]
-    if smoothing:
-        parts.append(f"smooth {smoothing:g}")
-    if ylog:
-        parts.append("log y")
-    if group_key:
-        parts.append(f"by {key_label(group_key)}")
-    return "  ".join(parts)
 
 
 # Columns dropped first when the table is wider than the screen (80 columns must show
@@ -190,17 +153,7 @@ class ResultsScreen(Screen[None]):
         self._row_ids: list[str] = []
         self._columns: list[tuple[str, str, str]] = []
         self._table_key: tuple[Any, ...] | None = None
-        # The comparison of curves: selected runs (sweep order), and how they are drawn.
-        self.selected: list[str] = []
-        self.metric = "top1"
-        self.smoothing = 0.0
-        self.ylog = False
-        self.group_key = NO_GROUP
-        self.compare: CompareSet | None = None
-        self._loader: CurveLoader | None = None
-        self._loaded_key: tuple[Any, ...] | None = None
-        self._loaded_at = -1e9
-        self._reload_armed = False
+        self.selected: list[str] = []  # runs whose curves are compared, in sweep order
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -210,8 +163,7 @@ class ResultsScreen(Screen[None]):
         yield Static(results_header(None, self.sort, self.reverse), id="results-header")
         with VerticalScroll(id="results-body"):
             yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
-            with Container(id="compare-box", classes="panel"):
-                yield CurvePlot(xlabel="epoch", id="compare-plot")
+            yield CompareChart(id="compare-box", classes="panel")
             with Horizontal(id="results-lower"):
                 yield ScatterPlot(id="scatter")
                 with VerticalScroll(id="recommendation-box", classes="panel"):
@@ -249,7 +201,11 @@ class ResultsScreen(Screen[None]):
         rec = rec or "No recommendation yet: no run has finished."
         box = self.query_one("#recommendation", Static)
         set_text(box, Text(rec), width=box.content_region.width)
-        self._load_curves()
+        self.chart.show(view, tuple(self.selected))
+
+    @property
+    def chart(self) -> CompareChart:
+        return self.query_one(CompareChart)
 
     def _fill_table(self) -> None:
         view = self._view
@@ -262,8 +218,8 @@ class ResultsScreen(Screen[None]):
             self.reverse,
             self.app.size.width,
             tuple(self.selected),
-            self.group_key,
-            self.compare is not None,
+            self.chart.compare is not None,
+            self.chart.group_key,
         )
         if key == self._table_key:
             return
@@ -287,7 +243,6 @@ class ResultsScreen(Screen[None]):
         headers = [headers[i] for i in keep]
         right = [right[i] for i in keep]
         cells = [[row[i] for i in keep] for row in cells]
-        order = [r.run_id for r in view.runs]
         col_keys = [c[0] for c in self._columns]
         id_col = col_keys.index("run_id") if "run_id" in col_keys else None
         for (col_key, _, _), header in zip(self._columns, headers, strict=True):
@@ -308,75 +263,16 @@ class ResultsScreen(Screen[None]):
             ]
             run_id = str(row["run_id"])
             if run_id in self.selected and id_col is not None:  # the line's colour
-                color = COLORS[color_index(run_id, order, self.compare, self.group_key) % 8]
-                texts[id_col].stylize(f"bold {color}", 0, len(MARK))
+                texts[id_col].stylize(f"bold {self.chart.color(run_id)}", 0, len(MARK))
             table.add_row(*texts, key=run_id)
         if selected in self._row_ids:
             table.move_cursor(row=self._row_ids.index(selected))
 
     # --- comparing curves -------------------------------------------------------------------
 
-    def _load_curves(self) -> None:
-        """Fold the selected runs in a thread: when the selection or the results changed, and
-        every RELOAD_INTERVAL seconds at most while a selected run is running."""
-        view = self._view
-        box = self.query_one("#compare-box")
-        box.display = bool(self.selected) and view is not None
-        if view is None or not self.selected:
-            return
-        key = (view.root, tuple(self.selected), view.results_seq)
-        running = any(view.state_of(r) == "running" for r in self.selected)
-        wait = self._loaded_at + RELOAD_INTERVAL - time.monotonic()
-        if key == self._loaded_key and not (running and wait <= 0):
-            if running and not self._reload_armed:  # news came too soon: read it a bit later
-                self._reload_armed = True
-                self.set_timer(wait, self._reload)
-            return
-        self._loaded_key = key
-        self._loaded_at = time.monotonic()
-        if self._loader is None or self._loader.root != view.root:
-            self._loader = CurveLoader(view.root, view.is_sweep)
-            self.compare = None
-        loader, ids, root = self._loader, list(self.selected), view.root
-        all_ids = [r.run_id for r in view.runs]
-
-        def load() -> None:
-            self.post_message(CurvesLoaded(root, loader.load(ids, all_ids)))
-
-        self.run_worker(load, group="compare", thread=True, exclusive=True)
-
-    def _reload(self) -> None:
-        self._reload_armed = False
-        self._load_curves()
-
-    def on_curves_loaded(self, message: CurvesLoaded) -> None:
-        if self._view is None or message.root != self._view.root:
-            return
-        first = self.compare is None
-        self.compare = message.compare
-        if first:
-            self._table_key = None  # the markers' colours may depend on the configs
-            self._fill_table()
-        self._draw_compare()
-
-    def _draw_compare(self) -> None:
-        view, compare = self._view, self.compare
-        if view is None or compare is None or not self.selected:
-            return
-        order = [r.run_id for r in view.runs]
-        lines = overlay(compare, self.selected, order, self.metric, self.smoothing, self.group_key)
-        self.query_one("#compare-box").border_title = compare_title(
-            self.metric, len(self.selected), self.smoothing, self.ylog, self.group_key
-        )
-        empty = "no LARC run selected" if self.metric == "trust" else "no points yet"
-        title = METRICS[self.metric] + ("  (log10 y)" if self.ylog else "")
-        self.query_one("#compare-plot", CurvePlot).show(
-            [Line(ln.label, ln.curve, COLORS[ln.color % len(COLORS)]) for ln in lines],
-            title=title,
-            ylog=self.ylog,
-            empty=empty,
-            legend=True,  # which run a lone line is
-        )
+    def on_compare_chart_colors_changed(self, message: CompareChart.ColorsChanged) -> None:
+        self._table_key = None  # the markers take the lines' colours
+        self._fill_table()
 
     def _cursor_run(self) -> str | None:
         table = self.query_one("#results-table", DataTable)
@@ -390,8 +286,8 @@ class ResultsScreen(Screen[None]):
         if not self.selected:
             self.remove_class("-full-chart")
         self._fill_table()
-        self._load_curves()
-        self._draw_compare()
+        if self._view is not None:
+            self.chart.show(self._view, tuple(self.selected))
 
     def action_toggle_select(self) -> None:
         run_id = self._cursor_run()
@@ -405,34 +301,17 @@ class ResultsScreen(Screen[None]):
         self._set_selected([] if set(self.selected) == set(everyone) else everyone)
 
     def action_cycle_metric(self, delta: int) -> None:
-        names = list(METRICS)
-        self.metric = names[(names.index(self.metric) + delta) % len(names)]
-        self._draw_compare()
+        self.chart.cycle_metric(delta)
 
     def action_cycle_smoothing(self) -> None:
-        i = SMOOTHING.index(self.smoothing) if self.smoothing in SMOOTHING else 0
-        self.smoothing = SMOOTHING[(i + 1) % len(SMOOTHING)]
-        self._draw_compare()
+        self.chart.cycle_smoothing()
 
     def action_toggle_log_y(self) -> None:
-        self.ylog = not self.ylog
-        self._draw_compare()
-
-    def group_keys(self) -> list[str]:
-        """The keys `g` cycles through: none, then each key the sweep's runs differ in."""
-        configs = self.compare.configs.values() if self.compare else ()
-        return [NO_GROUP, *swept_keys(configs)]
+        self.chart.toggle_log_y()
 
     def action_cycle_group(self) -> None:
-        keys = self.group_keys()
-        if len(keys) == 1:
+        if not self.chart.cycle_group():
             self.notify("Select runs first (space): grouping uses their configs.")
-            return
-        i = keys.index(self.group_key) if self.group_key in keys else 0
-        self.group_key = keys[(i + 1) % len(keys)]
-        self._table_key = None
-        self._fill_table()
-        self._draw_compare()
 
     def action_toggle_full_chart(self) -> None:
         if not self.selected:
