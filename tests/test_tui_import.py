@@ -17,6 +17,7 @@ PURE = [
     "larsbench.tui.tomltext",
     "larsbench.tui.discover",
     "larsbench.tui.runner_control",
+    "larsbench.tui.compare",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,27 @@ def sync(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+COMPACT_SIZE = (80, 24)
+MID_RUN_EPOCH = 5
+
+
+def running_larc_run(sweep: Path, run_id: str = "bs64-larc-tc0.02") -> Path:
+    """Turn one finished LARC run of the fixture into one caught mid-run: its events end
+    during epoch MID_RUN_EPOCH + 1 (no run_end) and status.json says running."""
+    run = sweep / run_id
+    events = run / "events" / "rank0.jsonl"
+    kept = []
+    for line in events.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        if event["kind"] == "run_end" or event.get("epoch", 0) > MID_RUN_EPOCH + 1:
+            continue
+        if event.get("epoch") == MID_RUN_EPOCH + 1 and event["kind"] in ("epoch", "eval"):
+            continue
+        kept.append(line)
+    events.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    status = run / "status.json"
+    status.write_text(json.dumps({"state": "running", "reason": ""}), encoding="utf-8")
+    (run / "result.json").unlink(missing_ok=True)
+    return run

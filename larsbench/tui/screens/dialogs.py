@@ -113,10 +113,13 @@ HELP_TEXT = """\
   s  stop the current run (the sweep goes on)      S  stop the sweep
   n / p  next / previous run (replays it from its files)     f  follow the runner again
   t  trust heatmap / clipping table               l  show / hide the log
+  z  compact overview / full panels (below 120 columns the screen starts compact)
 
 [b]Results[/b]
   o / O  next sort column / reverse        enter  open the run in the live screen
   click a column header to sort by it
+  space  select the run to compare curves (a: all / none)     m / M  next / previous metric
+  s  smoothing off / 0.6 / 0.9     y  log y     g  group by a swept key     z  full-screen chart
 
 Files are the interface: the app only reads RUN/events/*.jsonl, status.json, result.json and
 logs/torchrun.log, so it can be closed and re-attached (larsbench watch DIR) at any time.

@@ -1,4 +1,9 @@
-"""The live screen: progress, hardware, throughput, training curves, LARC trust ratios, log."""
+"""The live screen: progress, hardware, throughput, training curves, LARC trust ratios, log.
+
+Below COMPACT_BELOW columns the screen starts compact: one overview panel (hardware,
+throughput and training, a line each) above the trust heatmap, so that the three live
+streams fit 80x24 at once; `z` switches between that and the full panels at any size.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from larsbench.tui.state import RunView
 from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.devices import DevicePanel, panel_title
 from larsbench.tui.widgets.logtail import LogTailView
+from larsbench.tui.widgets.overview import OverviewPanel, overview_title
 from larsbench.tui.widgets.plots import COLORS, CurvePlot, Line
 from larsbench.tui.widgets.text import set_text
 from larsbench.tui.widgets.trust import TrustHeatmap, TrustTable
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 
 PLOT_INTERVAL = 2.0  # seconds between plot redraws (plotext builds dominate the CPU cost)
 STALE_SECONDS = 120  # a running run with no event for this long gets a warning
+COMPACT_BELOW = 120  # columns: narrower terminals start with the compact overview
 
 
 def header_text(view: SweepView | None) -> Text:
@@ -131,6 +138,7 @@ class LiveScreen(Screen[None]):
     ]
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("z", "toggle_compact", "Compact/full"),
         Binding("s", "stop_run", "Stop run"),
         Binding("S", "stop_sweep", "Stop sweep"),
         Binding("n", "next_run(1)", "Next run"),
@@ -146,6 +154,7 @@ class LiveScreen(Screen[None]):
         self._plots_at = -1e9
         self._plot_timer_armed = False
         self._run_key: object = None
+        self._compact_flipped = False  # `z` pressed an odd number of times
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -154,6 +163,8 @@ class LiveScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(header_text(None), id="live-header")
         with VerticalScroll(id="live-body"):
+            with Container(id="overview-box", classes="panel"):
+                yield OverviewPanel(id="overview")
             with Container(id="devices-box", classes="panel"):
                 yield DevicePanel(id="devices")
             with Container(id="throughput-box", classes="panel"):
@@ -180,12 +191,25 @@ class LiveScreen(Screen[None]):
         self.query_one("#trust-box").border_title = "Trust ratios"
         self.query_one("#log-box").border_title = "Log"
         self.query_one("#trust-table").display = False
+        self._apply_compact()
         if self.lapp.view is not None:
             self.show_view(self.lapp.view)
 
     def on_screen_resume(self) -> None:
         if self.lapp.view is not None and self.lapp.view is not self._view:
             self.show_view(self.lapp.view)
+
+    def on_resize(self) -> None:
+        self._apply_compact()
+
+    @property
+    def compact(self) -> bool:
+        """Whether the compact overview shows in place of the hardware, throughput, training
+        and log panels: by default below COMPACT_BELOW columns; `z` flips it."""
+        return (self.app.size.width < COMPACT_BELOW) != self._compact_flipped
+
+    def _apply_compact(self) -> None:
+        self.set_class(self.compact, "-compact")
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -195,6 +219,8 @@ class LiveScreen(Screen[None]):
         header = self.query_one("#live-header", Static)
         set_text(header, header_text(view), width=self.app.size.width)
         self._title("#devices-box", panel_title(run))
+        self._title("#overview-box", overview_title(run))
+        self.query_one(OverviewPanel).show(run)
         self.query_one(DevicePanel).show(run)
         set_text(self.query_one("#throughput-numbers", Static), throughput_text(run))
         training = self.query_one("#training-numbers", Static)
@@ -275,6 +301,10 @@ class LiveScreen(Screen[None]):
         self.toggle_class("-trust-table")
         if self._view is not None:
             self._show_trust(self._view.run)
+
+    def action_toggle_compact(self) -> None:
+        self._compact_flipped = not self._compact_flipped
+        self._apply_compact()
 
     def action_toggle_log(self) -> None:
         self.toggle_class("-no-log")

@@ -1,4 +1,5 @@
-"""The results screen: one row per run (summary columns), sortable; scatter; recommendation."""
+"""The results screen: one row per run (summary columns), sortable; scatter; recommendation;
+the curves of the runs selected with space, overlaid (larsbench.tui.compare)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from larsbench.summary import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
 from larsbench.tui.format import is_num
 from larsbench.tui.sweepview import SweepView
+from larsbench.tui.widgets.compare_chart import CompareChart
 from larsbench.tui.widgets.plots import Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
     from larsbench.tui.app import LarsbenchApp
+
+MARK = "● "  # before a selected run's id, in its line's colour
 
 # The sort keys `o` cycles through, in this order (any summary column sorts on a header click).
 SORT_CYCLE = ("top1", "images_per_sec", "train_seconds", "batch_size", "sweep")
@@ -127,9 +131,17 @@ class ResultsScreen(Screen[None]):
     AUTO_FOCUS = "#results-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_select", "Select"),
+        Binding("m", "cycle_metric(1)", "Metric"),
+        Binding("M", "cycle_metric(-1)", "Prev metric", show=False),
+        Binding("z", "toggle_full_chart", "Full chart"),
         Binding("o", "cycle_sort(1)", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("enter", "open_run", "Open run", priority=True),
+        Binding("s", "cycle_smoothing", "Smooth", show=False),
+        Binding("y", "toggle_log_y", "Log y", show=False),
+        Binding("g", "cycle_group", "Group by", show=False),
+        Binding("a", "select_all", "Select all/none", show=False),
     ]
 
     def __init__(self) -> None:
@@ -141,6 +153,7 @@ class ResultsScreen(Screen[None]):
         self._row_ids: list[str] = []
         self._columns: list[tuple[str, str, str]] = []
         self._table_key: tuple[Any, ...] | None = None
+        self.selected: list[str] = []  # runs whose curves are compared, in sweep order
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -150,6 +163,7 @@ class ResultsScreen(Screen[None]):
         yield Static(results_header(None, self.sort, self.reverse), id="results-header")
         with VerticalScroll(id="results-body"):
             yield DataTable(id="results-table", cursor_type="row", zebra_stripes=True)
+            yield CompareChart(id="compare-box", classes="panel")
             with Horizontal(id="results-lower"):
                 yield ScatterPlot(id="scatter")
                 with VerticalScroll(id="recommendation-box", classes="panel"):
@@ -158,6 +172,7 @@ class ResultsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#recommendation-box").border_title = "Recommendation"
+        self.query_one("#compare-box").display = False
         if self.lapp.view is not None:
             self.show_view(self.lapp.view)
 
@@ -186,12 +201,26 @@ class ResultsScreen(Screen[None]):
         rec = rec or "No recommendation yet: no run has finished."
         box = self.query_one("#recommendation", Static)
         set_text(box, Text(rec), width=box.content_region.width)
+        self.chart.show(view, tuple(self.selected))
+
+    @property
+    def chart(self) -> CompareChart:
+        return self.query_one(CompareChart)
 
     def _fill_table(self) -> None:
         view = self._view
         if view is None:
             return
-        key = (view.results_seq, view.root, self.sort, self.reverse, self.app.size.width)
+        key = (
+            view.results_seq,
+            view.root,
+            self.sort,
+            self.reverse,
+            self.app.size.width,
+            tuple(self.selected),
+            self.chart.compare is not None,
+            self.chart.group_key,
+        )
         if key == self._table_key:
             return
         self._table_key = key
@@ -203,11 +232,19 @@ class ResultsScreen(Screen[None]):
         table.clear(columns=True)
         headers, cells, right = table_cells(rows)
         columns = table_columns(rows)
+        full_keys = [c[0] for c in columns]
+        if "run_id" in full_keys:  # the selected runs' marker counts in the widths
+            i = full_keys.index("run_id")
+            for row, values in zip(rows, cells, strict=True):
+                if str(row["run_id"]) in self.selected:
+                    values[i] = MARK + values[i]
         keep = fit_columns(columns, headers, cells, self.app.size.width - 2, self.sort)
         self._columns = [columns[i] for i in keep]
         headers = [headers[i] for i in keep]
         right = [right[i] for i in keep]
         cells = [[row[i] for i in keep] for row in cells]
+        col_keys = [c[0] for c in self._columns]
+        id_col = col_keys.index("run_id") if "run_id" in col_keys else None
         for (col_key, _, _), header in zip(self._columns, headers, strict=True):
             marker = (" ▼" if not self.reverse else " ▲") if col_key == self.sort else ""
             table.add_column(header + marker, key=col_key)
@@ -220,15 +257,69 @@ class ResultsScreen(Screen[None]):
                 style = "dim"
             elif row.get("pareto"):
                 style = "bold"
-            table.add_row(
-                *(
-                    Text(v, style=style, justify="right" if r else "left")
-                    for v, r in zip(values, right, strict=True)
-                ),
-                key=str(row["run_id"]),
-            )
+            texts = [
+                Text(v, style=style, justify="right" if r else "left")
+                for v, r in zip(values, right, strict=True)
+            ]
+            run_id = str(row["run_id"])
+            if run_id in self.selected and id_col is not None:  # the line's colour
+                texts[id_col].stylize(f"bold {self.chart.color(run_id)}", 0, len(MARK))
+            table.add_row(*texts, key=run_id)
         if selected in self._row_ids:
             table.move_cursor(row=self._row_ids.index(selected))
+
+    # --- comparing curves -------------------------------------------------------------------
+
+    def on_compare_chart_colors_changed(self, message: CompareChart.ColorsChanged) -> None:
+        self._table_key = None  # the markers take the lines' colours
+        self._fill_table()
+
+    def _cursor_run(self) -> str | None:
+        table = self.query_one("#results-table", DataTable)
+        if self._row_ids and 0 <= table.cursor_row < len(self._row_ids):
+            return self._row_ids[table.cursor_row]
+        return None
+
+    def _set_selected(self, run_ids: list[str]) -> None:
+        order = [r.run_id for r in self._view.runs] if self._view else run_ids
+        self.selected = [r for r in order if r in run_ids]
+        if not self.selected:
+            self.remove_class("-full-chart")
+        self._fill_table()
+        if self._view is not None:
+            self.chart.show(self._view, tuple(self.selected))
+
+    def action_toggle_select(self) -> None:
+        run_id = self._cursor_run()
+        if run_id is None:
+            return
+        chosen = set(self.selected) ^ {run_id}
+        self._set_selected(list(chosen))
+
+    def action_select_all(self) -> None:
+        everyone = list(self._row_ids)
+        self._set_selected([] if set(self.selected) == set(everyone) else everyone)
+
+    def action_cycle_metric(self, delta: int) -> None:
+        self.chart.cycle_metric(delta)
+
+    def action_cycle_smoothing(self) -> None:
+        self.chart.cycle_smoothing()
+
+    def action_toggle_log_y(self) -> None:
+        self.chart.toggle_log_y()
+
+    def action_cycle_group(self) -> None:
+        if not self.chart.cycle_group():
+            self.notify("Select runs first (space): grouping uses their configs.")
+
+    def action_toggle_full_chart(self) -> None:
+        if not self.selected:
+            run_id = self._cursor_run()
+            if run_id is None:
+                return
+            self._set_selected([run_id])
+        self.toggle_class("-full-chart")
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -256,9 +347,9 @@ class ResultsScreen(Screen[None]):
         self._open(str(event.row_key.value))
 
     def action_open_run(self) -> None:
-        table = self.query_one("#results-table", DataTable)
-        if self._row_ids and 0 <= table.cursor_row < len(self._row_ids):
-            self._open(self._row_ids[table.cursor_row])
+        run_id = self._cursor_run()
+        if run_id is not None:
+            self._open(run_id)
 
     def _open(self, run_id: str) -> None:
         if self.lapp.watcher is not None:

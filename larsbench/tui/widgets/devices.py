@@ -11,7 +11,7 @@ from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
 from larsbench.tui.widgets.text import set_text
 
 
-def _level_style(percent: float) -> str:
+def level_style(percent: float) -> str:
     if not is_num(percent):
         return "dim"
     if percent >= 80:
@@ -37,7 +37,7 @@ def device_line(d: DeviceView, width: int) -> Text:
     t.append(f"{d.index if d.index is not None else '?':>2} ", style="bold")
     t.append(f"{_short_gpu_name(d.name):<8} ")
     util = d.util_gpu
-    t.append(bar(util / 100 if is_num(util) else None, 8), style=_level_style(util))
+    t.append(bar(util / 100 if is_num(util) else None, 8), style=level_style(util))
     t.append(f" {pct(util):>4} ")
     t.append(f"{gib(d.mem_used)}/{gib(d.mem_total, 'G')} ".rjust(12))
     t.append(f"{_num(d.power_w, '.0f', 'W'):>5} ")

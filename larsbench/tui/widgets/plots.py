@@ -47,7 +47,7 @@ class CurvePlot(_RedrawOnChange):
         super().__init__(id=id)
         self._title = title
         self._xlabel = xlabel
-        self._last: tuple[tuple[Line, ...], str | None, bool, str, bool] | None = None
+        self._last: tuple[tuple[Line, ...], str | None, bool, str, bool, bool] | None = None
 
     def on_resize(self) -> None:
         # The thinning depends on the width: what was drawn before the first layout (or at
@@ -62,10 +62,12 @@ class CurvePlot(_RedrawOnChange):
         ylog: bool = False,
         empty: str = "no data yet",
         from_zero: bool = False,
+        legend: bool = False,
     ) -> None:
         """Draw the lines; `from_zero` starts the y axis at 0 and leaves the top quarter free
-        for the legend (throughput: the scale of a drop matters more than its detail)."""
-        self._last = (tuple(lines), title, ylog, empty, from_zero)
+        for the legend (throughput: the scale of a drop matters more than its detail); a
+        legend shows when there are several lines, or always with `legend`."""
+        self._last = (tuple(lines), title, ylog, empty, from_zero, legend)
         # Braille plots hold two points per cell: more points only cost plotext time.
         limit = max(32, 2 * (self.size.width or 80))
         key = (
@@ -73,6 +75,7 @@ class CurvePlot(_RedrawOnChange):
             title,
             ylog,
             from_zero,
+            legend,
             tuple((ln.label, ln.color, ln.curve.version, len(ln.curve.xs)) for ln in lines),
             tuple(id(ln.curve) for ln in lines),
         )
@@ -92,7 +95,7 @@ class CurvePlot(_RedrawOnChange):
             if not xs:
                 continue
             top = max(top, *ys)
-            label = ln.label if len(lines) > 1 else None
+            label = ln.label if legend or len(lines) > 1 else None
             if len(xs) == 1:
                 plt.scatter(list(xs), list(ys), color=ln.color, label=label, marker="dot")
             else:

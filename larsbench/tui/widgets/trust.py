@@ -112,11 +112,15 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
     shown_text = (
         f"{len(shown)} of {len(view.layers)} layers" if len(shown) < len(view.layers) else ""
     )
-    legend.append(f"{shown_text:<{name_w}} step {first:.0f} → {last:.0f}   ")
-    legend.append(f"factor {10**lo:.2g} ")
+    scale = Text(no_wrap=True, overflow="crop")
+    scale.append(f"step {first:.0f} → {last:.0f}   factor {10**lo:.2g} ")
     for k in range(0, LEVELS, LEVELS // 8):
-        legend.append("█", style=_STYLES[k])
-    legend.append(f" {10**hi:.2g} (log)  last clip%")
+        scale.append("█", style=_STYLES[k])
+    scale.append(f" {10**hi:.2g} (log)  last clip%")
+    # Under the cells when it fits there; else from the left edge (a narrow panel).
+    fits = name_w + 1 + scale.cell_len <= width
+    legend.append(f"{shown_text:<{name_w}} " if fits else f"{shown_text} " if shown_text else "")
+    legend.append_text(scale)
     out.append(legend)
     return Text("\n", no_wrap=True, overflow="crop").join(out)
 
@@ -138,7 +142,8 @@ def _append_run(line: Text, level: int, n: int) -> None:
 class TrustHeatmap(Widget):
     """Renders the latest TrustView to fit the widget's size."""
 
-    DEFAULT_CSS = "TrustHeatmap { height: 1fr; }"
+    # Lines are fitted to the width; one that is not (the legend) is cut, never wrapped.
+    DEFAULT_CSS = "TrustHeatmap { height: 1fr; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
