@@ -1,10 +1,13 @@
-"""The console view of `larsbench run`: rich progress on a terminal, plain lines otherwise."""
+"""The console views of `larsbench run`: rich progress on a terminal, plain lines otherwise,
+one line per run with --quiet, JSON lines with --json-progress."""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -43,6 +46,28 @@ def fmt_duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:
+    """One line per distinct message: `RUN: message` warnings that repeat for several runs
+    become `all 12 runs: message` or `3 runs (a, b, c): message`, in first-seen order."""
+    by_message: dict[str, list[str]] = {}
+    for warning in warnings:
+        run_id = max((r for r in run_ids if warning.startswith(f"{r}: ")), key=len, default="")
+        message = warning.removeprefix(f"{run_id}: ") if run_id else warning
+        by_message.setdefault(message, [])
+        if run_id:
+            by_message[message].append(run_id)
+    lines = []
+    for message, ids in by_message.items():
+        if len(ids) <= 1:
+            lines.append(f"{ids[0]}: {message}" if ids else message)
+        elif len(ids) == len(set(run_ids)):
+            lines.append(f"all {len(ids)} runs: {message}")
+        else:
+            shown = ", ".join(ids[:4]) + (", ..." if len(ids) > 4 else "")
+            lines.append(f"{len(ids)} runs ({shown}): {message}")
+    return lines
 
 
 def plan_table(runs: list[RunConfig]) -> Table:
@@ -96,9 +121,11 @@ class HeadlessView:
 
     PLAIN_EVERY_SECONDS = 10.0
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console()
-        self.live = self.console.is_terminal
+        # quiet: one line per run as it ends, then where the summary is; no progress
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.latest: dict[str, Any] = {}
@@ -108,6 +135,8 @@ class HeadlessView:
 
     # --- SweepObserver ---------------------------------------------------------------------
     def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None:
+        if self.quiet:
+            return
         self.console.print(
             f"[bold]larsbench[/] sweep [cyan]{plan.profile.name}[/]: {len(plan.runs)} runs "
             f"-> {out.root}"
@@ -122,6 +151,8 @@ class HeadlessView:
         self.latest = {}
         self._compiles = run.optimizer.name == "larc" and run.optimizer.fused
         self._label = escape(f"[{index}/{total}] {run.run_id}")
+        if self.quiet:
+            return
         self.console.print(
             f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
             f"batch {run.train.batch_size} ({run.per_rank_batch}/rank), lr {run.lr:g}, "
@@ -143,6 +174,8 @@ class HeadlessView:
             self.task = self.progress.add_task(run.run_id, total=None, stats="starting torchrun")
 
     def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        if self.quiet:
+            return
         for sourced in events:
             if sourced.source == "rank0":
                 self._training_event(sourced.event)
@@ -184,6 +217,9 @@ class HeadlessView:
         from larsbench.summary import format_console_table, write_summary
 
         summary = write_summary(out.root)
+        if self.quiet:
+            self.console.print(f"summary: {out.summary('md')} (.csv .json .png)")
+            return
         self.console.print()
         self.console.print(format_console_table(summary.rows))
         if summary.recommendation:
@@ -241,3 +277,102 @@ class HeadlessView:
         if ev:
             parts.append(f"top-1 {fmt_pct(ev.get('top1'))}")
         return "  ".join(parts)
+
+
+def _json_value(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class JsonProgressView:
+    """--json-progress: one JSON object per line on `stream` (docs/json-progress.md)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._epochs: Any = None
+        self._total: Any = None
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = {"event": event, "t": round(time.time(), 3)}
+        line.update({k: _json_value(v) for k, v in fields.items()})
+        self.stream.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
+        self.stream.flush()
+
+    def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None:
+        self.emit("sweep_start", name=plan.profile.name, runs=len(plan.runs), out=str(out.root))
+
+    def run_skipped(self, run: RunConfig, result: RunResult) -> None:
+        self.emit("run_skipped", run_id=run.run_id, status=result.status, top1=result.top1)
+
+    def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
+        self._epochs = self._total = None
+        larc = run.optimizer.name == "larc"
+        self.emit(
+            "run_start",
+            run_id=run.run_id,
+            index=index,
+            total=total,
+            world_size=run.world_size,
+            batch_size=run.train.batch_size,
+            lr=run.lr,
+            optimizer=run.optimizer.name,
+            trust_coefficient=run.optimizer.trust_coefficient if larc else None,
+            dir=str(paths.root),
+        )
+
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        for sourced in events:
+            e = sourced.event
+            if sourced.source != "rank0":
+                continue
+            kind = e.get("kind")
+            if kind == "run_start":
+                self._epochs, self._total = e.get("epochs"), e.get("total_steps")
+            elif kind == "step":
+                self.emit(
+                    "progress",
+                    run_id=run.run_id,
+                    epoch=e.get("epoch"),
+                    epochs=self._epochs,
+                    step=e.get("step"),
+                    total_steps=self._total,
+                    loss=e.get("loss"),
+                    lr=e.get("lr"),
+                    images_per_sec=e.get("images_per_sec"),
+                    data_wait_fraction=e.get("data_wait_fraction"),
+                )
+            elif kind == "eval":
+                self.emit(
+                    "eval",
+                    run_id=run.run_id,
+                    epoch=e.get("epoch"),
+                    top1=e.get("top1"),
+                    top5=e.get("top5"),
+                )
+
+    def run_finished(self, run: RunConfig, result: RunResult) -> None:
+        self.emit(
+            "run_end",
+            run_id=run.run_id,
+            status=result.status,
+            reason=result.reason,
+            top1=result.top1,
+            best_top1=result.best_top1,
+            images_per_sec=result.images_per_sec,
+            train_seconds=result.train_seconds,
+        )
+
+    def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
+        from larsbench.summary import write_summary
+
+        summary = write_summary(out.root)
+        self.emit(
+            "sweep_end",
+            summary=str(summary.md),
+            completed=sum(r.status == "completed" for r in results),
+            runs=len(results),
+            frontier=summary.frontier,
+            recommendation=summary.recommendation,
+        )
