@@ -55,9 +55,9 @@ def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:
     for warning in warnings:
         run_id = max((r for r in run_ids if warning.startswith(f"{r}: ")), key=len, default="")
         message = warning.removeprefix(f"{run_id}: ") if run_id else warning
-        by_message.setdefault(message, [])
-        if run_id:
-            by_message[message].append(run_id)
+        ids = by_message.setdefault(message, [])
+        if run_id and run_id not in ids:
+            ids.append(run_id)
     lines = []
     for message, ids in by_message.items():
         if len(ids) <= 1:
