@@ -242,3 +242,45 @@ def test_exporter_of_a_queued_run_writes_nothing(tmp_path):
     run.root.mkdir()
     assert RunExporter(run, tmp_path / "tb").export_all() == 0
     assert not (tmp_path / "tb" / "bs64-sgd").exists()
+
+
+@pytest.mark.slow
+def test_larsbench_run_exports_live_what_an_export_after_it_writes(tmp_path):
+    """A real smoke sweep (2 runs, 1 epoch) with [export] tensorboard = true and
+    --json-progress: the launcher's live files equal an export of the finished sweep."""
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    profile = tmp_path / "smoke-tb.toml"
+    profile.write_text(
+        (root / "profiles" / "smoke.toml").read_text() + "\n[export]\ntensorboard = true\n"
+    )
+    out = tmp_path / "sweep"
+    args = ["--set", "train.epochs=1", "--set", "sweep.train.batch_size=[64]", "--no-telemetry"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "larsbench.cli",
+            "run",
+            "--profile",
+            str(profile),
+            "--out",
+            str(out),
+            "--json-progress",
+            *args,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line)["event"] for line in done.stdout.splitlines()]
+    assert events[0] == "sweep_start" and events[-1] == "sweep_end" and "progress" in events
+    after = export_tensorboard(out, tmp_path / "after")
+    for run_id in ("bs64-sgd", "bs64-larc-tc0.02"):
+        live = points(out / "tensorboard" / run_id)
+        assert live == points(after / run_id) and live["train/loss"]
+        assert ("trust/factor" in live) == ("larc" in run_id)
