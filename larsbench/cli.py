@@ -202,7 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(str(err))
     console = make_console(stderr=args.json_progress)
     errors, warnings = preflight(plan, machine)
-    for w in group_run_warnings(warnings, [r.run_id for r in plan.runs]):
+    warnings = group_run_warnings(warnings, [r.run_id for r in plan.runs])
+    for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if args.dry_run:
         mode = (
