@@ -120,6 +120,45 @@ def test_the_hparams_table_lists_every_value_of_the_sweep(sweep, tmp_path):
     assert {v.string_value for v in infos["optimizer"].domain_discrete.values} == {"sgd", "larc"}
 
 
+def test_tensorboards_hparams_plugin_lists_every_run_with_its_metrics(sweep, tmp_path):
+    """The HParams view's own backend (as `tensorboard --logdir` serves it), in process."""
+    import json
+
+    from tensorboard.backend.event_processing import data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import hparams_plugin
+    from werkzeug.test import Client
+
+    out = str(export_tensorboard(sweep, tmp_path / "tb"))
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(out)
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, out)
+    context = base_plugin.TBContext(logdir=out, data_provider=provider, multiplexer=mux)
+    app = hparams_plugin.HParamsPlugin(context).get_plugin_apps()["/session_groups"]
+    statuses = ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"]
+    request = {"experimentName": "", "allowedStatuses": statuses, "startIndex": 0}
+    reply = Client(app).post(
+        "/",
+        data=json.dumps({**request, "colParams": [], "sliceSize": 100}),
+        content_type="application/json",
+    )
+    assert reply.status_code == 200
+    groups = {g["name"]: g for g in json.loads(reply.get_data())["sessionGroups"]}
+    assert sorted(groups) == sorted(RUN_IDS)
+    larc = groups["bs64-larc-tc0.02"]
+    assert larc["hparams"]["optimizer"] == "larc" and larc["hparams"]["batch_size"] == 64
+    metrics = {m["name"]["tag"]: m["value"] for m in larc["metricValues"]}
+    result = read_json(sweep / "bs64-larc-tc0.02" / "result.json")
+    assert metrics["hparams/top1"] == pytest.approx(result["top1"], rel=1e-6)
+    assert metrics["hparams/images_per_sec"] == pytest.approx(result["images_per_sec"], rel=1e-6)
+    assert metrics["hparams/time_to_best_seconds"] == pytest.approx(
+        result["time_to_best_seconds"], rel=1e-5
+    )
+    assert groups["bs512-larc-tc0.02"]["sessions"][0]["status"] == "STATUS_FAILURE"
+
+
 def test_export_again_writes_no_point_twice(sweep, tmp_path):
     out = tmp_path / "tb"
     export_tensorboard(sweep, out)
