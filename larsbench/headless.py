@@ -116,6 +116,19 @@ def plan_table(runs: list[RunConfig]) -> Table:
     return table
 
 
+def summary_despite_reference(out: SweepPaths, say: Any) -> Any:
+    """The sweep's summary; when its profile.toml's [reference] was broken while the sweep
+    ran, `say` why and write the summary without it (`larsbench report` tries it again)."""
+    from larsbench.config import ConfigError
+    from larsbench.summary import write_summary
+
+    try:
+        return write_summary(out.root)
+    except ConfigError as err:
+        say(f"warning: summary without the reference table: {err}")
+        return write_summary(out.root, with_reference=False)
+
+
 class HeadlessView:
     """Follows a sweep from the runner's callbacks; the same events the terminal app reads."""
 
@@ -214,9 +227,11 @@ class HeadlessView:
         self.console.print(line, highlight=False)
 
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
-        from larsbench.summary import format_console_table, write_summary
+        from larsbench.summary import format_console_table
 
-        summary = write_summary(out.root)
+        summary = summary_despite_reference(
+            out, lambda message: self.console.print(escape(message), highlight=False)
+        )
         if self.quiet:
             self.console.print(f"summary: {out.summary('md')} (.csv .json .png)")
             return
@@ -365,9 +380,9 @@ class JsonProgressView:
         )
 
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
-        from larsbench.summary import write_summary
-
-        summary = write_summary(out.root)
+        summary = summary_despite_reference(
+            out, lambda message: print(message, file=sys.stderr, flush=True)
+        )
         self.emit(
             "sweep_end",
             summary=str(summary.md),

@@ -16,7 +16,7 @@ from larsbench.config import (
     check_reference_ids,
     format_validation_error,
 )
-from larsbench.rundir import SweepPaths
+from larsbench.rundir import SweepPaths, read_json
 
 
 def sweep_reference(sweep_dir: Path) -> ReferenceConfig | None:
@@ -39,7 +39,11 @@ def sweep_reference(sweep_dir: Path) -> ReferenceConfig | None:
         reference = Profile.model_validate({"name": "reference", "reference": table}).reference
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path))) from None
-    check_reference_ids(reference, sweep.run_ids(), str(path))
+    planned = read_json(sweep.sweep)
+    if not (isinstance(planned, dict) and planned.get("overrides")):
+        # With --set the sweep may hold fewer runs than the profile names (prepare_sweep
+        # checked the ids then); without, every id must be one of the sweep's runs.
+        check_reference_ids(reference, sweep.run_ids(), str(path))
     return reference if reference.top1 else None
 
 

@@ -225,12 +225,13 @@ def write_summary(
     sort: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     min_speedup: float = DEFAULT_MIN_SPEEDUP,
+    with_reference: bool = True,
 ) -> SummaryFiles:
     """Write summary.md, .csv, .json and .png into the sweep folder from what is on disk
     (sorted by `sort`, else by `default_sort`), with the [reference] of SWEEP/profile.toml
-    as it reads now (ConfigError when that table is bad)."""
+    as it reads now (ConfigError when that table is bad; `with_reference=False`: none)."""
     sweep = SweepPaths(Path(sweep_dir))
-    reference = sweep_reference(sweep.root)
+    reference = sweep_reference(sweep.root) if with_reference else None
     results = load_results(sweep.root)
     name = sweep_name(sweep.root)
     frontier = pareto_frontier(results)

@@ -206,3 +206,32 @@ def test_report_with_a_bad_reference_fails_and_keeps_the_old_summary(tmp_path, c
     assert (sweep / "summary.md").read_bytes() == old
     shutil.rmtree(sweep)
     assert sweep_reference(tmp_path / "none") is None
+
+
+def test_report_of_a_sweep_narrowed_by_set_accepts_the_profiles_other_ids(tmp_path):
+    sweep = seed.build_seed_sweep(tmp_path / "seed-larc", extras=False)
+    planned = json.loads((sweep / "sweep.json").read_text())
+    planned["runs"] = planned["runs"][:1]  # bs256-sgd alone, as --set left it
+    planned["overrides"] = ["sweep.train.batch_size=[256]"]
+    (sweep / "sweep.json").write_text(json.dumps(planned))
+    (sweep / "profile.toml").write_text('name = "x"\n' + REFERENCE, encoding="utf-8")
+    assert main(["report", str(sweep)]) == 0
+    (row,) = json.loads((sweep / "summary.json").read_text())["rows"]
+    assert row["run_id"] == "bs256-sgd" and row["reference_top1"] == 76.3
+
+
+def test_a_reference_broken_during_the_sweep_leaves_a_summary_without_it(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from larsbench.headless import HeadlessView
+    from larsbench.rundir import SweepPaths
+
+    sweep = seed.build_seed_sweep(tmp_path / "seed-larc")
+    (sweep / "profile.toml").write_text('[reference]\ntolerance = "x"\n', encoding="utf-8")
+    buf = io.StringIO()
+    HeadlessView(Console(file=buf, width=300), quiet=True).sweep_finished([], SweepPaths(sweep))
+    assert "warning: summary without the reference table:" in buf.getvalue()
+    assert "reference.tolerance" in buf.getvalue()
+    assert json.loads((sweep / "summary.json").read_text())["reference"] is None
