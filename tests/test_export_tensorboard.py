@@ -168,6 +168,21 @@ def test_export_again_writes_no_point_twice(sweep, tmp_path):
     assert all(len(list((out / r).glob("events.out.tfevents.*"))) == 1 for r in RUN_IDS)
 
 
+def test_a_running_run_exports_what_it_has_and_no_session_end(sweep, tmp_path):
+    run = RunPaths(tmp_path / "live" / "bs64-larc-tc0.02")
+    run.root.mkdir(parents=True)
+    shutil.copy(sweep / run.run_id / "config.json", run.config)
+    _copy_growing(sweep / run.run_id, run.root, 0.5)
+    run.write_status("running")
+    out = export_tensorboard(run.root, tmp_path / "tb")
+    acc = accumulate(out / run.run_id)
+    half = [e for e in read_events(run.rank0_events) if e["kind"] == "step"]
+    assert [s.step for s in acc.Scalars("train/loss")] == [e["step"] for e in half]
+    plugin = hparams_plugin(acc)
+    assert "_hparams_/session_start_info" in plugin
+    assert "_hparams_/session_end_info" not in plugin
+
+
 def test_a_run_folder_exports_alone(sweep, tmp_path):
     out = export_tensorboard(sweep / "bs64-sgd", tmp_path / "tb")
     assert [p.name for p in out.iterdir()] == ["bs64-sgd"]
