@@ -185,7 +185,8 @@ def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from larsbench.config import ConfigError, Machine, parse_override
-    from larsbench.headless import HeadlessView, JsonProgressView, group_run_warnings, plan_table
+    from larsbench.headless import HeadlessView, group_run_warnings, plan_table
+    from larsbench.json_progress import JsonProgressView
     from larsbench.rundir import SweepPaths
     from larsbench.sweep import SweepBusyError, SweepRunner, prepare_sweep
 
