@@ -1,4 +1,4 @@
-"""The `larsbench` command line: the terminal app, run, watch and report."""
+"""The `larsbench` command line: the terminal app, run, watch, report and export."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="this node's rank when launch.nnodes > 1 (default: $SLURM_NODEID or 0); node 0 "
         "writes the sweep's files, the others join each run's rendezvous",
     )
+    output = run.add_mutually_exclusive_group()
+    output.add_argument(
+        "--quiet", action="store_true", help="one line per finished run, no progress"
+    )
+    output.add_argument(
+        "--json-progress",
+        action="store_true",
+        help="one JSON object per line on stdout (docs/json-progress.md); messages to stderr",
+    )
     run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
     run.add_argument(
         "--sample-interval", type=float, default=1.0, help="telemetry period (s, >= 0.25)"
@@ -77,14 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write the summary of a sweep again from disk")
     report.add_argument("dir", type=Path)
+
+    export = sub.add_parser("export", help="write a sweep's or run's events for another tool")
+    export.add_argument("format", choices=["tensorboard"], help="what to write")
+    export.add_argument("dir", type=Path, help="a sweep or run directory, finished or running")
+    export.add_argument(
+        "--out", type=Path, default=None, help="TensorBoard log dir (default: SWEEP/tensorboard)"
+    )
     return parser
 
 
-def make_console() -> Any:
+def make_console(stderr: bool = False) -> Any:
     """A rich console; when output is a file or pipe, wide enough that tables never wrap."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr) if stream.isatty() else Console(stderr=stderr, width=200)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -100,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_slurm(args)
     if args.command == "report":
         return cmd_report(args.dir)
+    if args.command == "export":
+        return cmd_export(args.dir, args.out)
     if args.command == "watch":
         if not args.dir.is_dir():
             return fail(f"{args.dir}: no such directory")
@@ -166,7 +185,8 @@ def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from larsbench.config import ConfigError, Machine, parse_override
-    from larsbench.headless import HeadlessView, plan_table
+    from larsbench.headless import HeadlessView, group_run_warnings, plan_table
+    from larsbench.json_progress import JsonProgressView
     from larsbench.rundir import SweepPaths
     from larsbench.sweep import SweepBusyError, SweepRunner, prepare_sweep
 
@@ -181,8 +201,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = prepare_sweep(profile_path, overrides, machine)
     except ConfigError as err:
         return fail(str(err))
-    console = make_console()
+    console = make_console(stderr=args.json_progress)
     errors, warnings = preflight(plan, machine)
+    warnings = group_run_warnings(warnings, [r.run_id for r in plan.runs])
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     if args.dry_run:
@@ -217,10 +238,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         probe.unlink()
     except OSError as err:
         return fail(f"--out {out.root}: cannot write there ({err.strerror or err})")
+    view = JsonProgressView() if args.json_progress else HeadlessView(console, quiet=args.quiet)
+    observer: Any = view
+    if plan.profile.export.tensorboard and args.node_rank == 0:
+        from larsbench.export.tensorboard import (
+            TensorBoardObserver,
+            TensorBoardUnavailable,
+            default_out,
+            require_writer,
+        )
+        from larsbench.sweep import FanOutObserver
+
+        try:
+            require_writer()
+        except TensorBoardUnavailable as err:
+            return fail(f"{profile_path}: export.tensorboard: {err}")
+        observer = FanOutObserver([view, TensorBoardObserver(default_out(out.root))])
     runner = SweepRunner(
         plan,
         out,
-        HeadlessView(console),
+        observer,
         sample_seconds=args.sample_interval,
         telemetry=not args.no_telemetry,
         fresh=args.fresh,
@@ -268,13 +305,31 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(directory: Path, out: Path | None) -> int:
+    from larsbench.export.tensorboard import TensorBoardUnavailable, export_tensorboard
+    from larsbench.rundir import is_run_dir, is_sweep_dir
+
+    if not (is_sweep_dir(directory) or is_run_dir(directory)):
+        return fail(f"{directory}: not a sweep or run directory (no sweep.json, config.json)")
+    try:
+        written = export_tensorboard(directory, out)
+    except TensorBoardUnavailable as err:
+        return fail(str(err))
+    print(f"tensorboard: {written} (tensorboard --logdir {written})")
+    return EXIT_OK
+
+
 def cmd_report(directory: Path) -> int:
+    from larsbench.config import ConfigError
     from larsbench.rundir import is_sweep_dir
     from larsbench.summary import format_console_table, write_summary
 
     if not is_sweep_dir(directory):
         return fail(f"{directory}: not a sweep directory (no sweep.json)")
-    summary = write_summary(directory)
+    try:
+        summary = write_summary(directory)
+    except ConfigError as err:
+        return fail(str(err))
     console = make_console()
     console.print(format_console_table(summary.rows))
     if summary.recommendation:

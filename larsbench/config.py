@@ -131,6 +131,31 @@ class OptimizerConfig(_Section):
     fused: bool = Field(False, description="LARC: one torch.compile'd pass for the update")
 
 
+class ExportConfig(_Section):
+    tensorboard: bool = Field(
+        False, description="larsbench run writes SWEEP/tensorboard live (larsbench[tensorboard])"
+    )
+
+
+class ReferenceConfig(_Section):
+    """Published top-1 per run id, to hold the sweep's runs against (docs/profiles.md)."""
+
+    source: str = Field("", description="where the numbers come from; required with top1")
+    tolerance: float = Field(
+        1.0, ge=0, description="points of top-1 within which a run counts as reproduced"
+    )
+    top1: dict[str, float] = Field(default_factory=dict, description="run id -> top-1 in %")
+
+    @model_validator(mode="after")
+    def _check(self) -> ReferenceConfig:
+        if self.top1 and not self.source.strip():
+            raise ValueError("source is required when top1 is given (where the numbers come from)")
+        for run_id, value in self.top1.items():
+            if not 0 <= value <= 100:
+                raise ValueError(f"top1.{run_id}: {value!r} is not a top-1 in percent (0..100)")
+        return self
+
+
 class Profile(_Section):
     name: str = Field(min_length=1)
     description: str = ""
@@ -140,6 +165,8 @@ class Profile(_Section):
     train: TrainConfig = TrainConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    export: ExportConfig = ExportConfig()
+    reference: ReferenceConfig = ReferenceConfig()
 
     @field_validator("sweep")
     @classmethod
@@ -163,6 +190,19 @@ SECTIONS: dict[str, type[_Section]] = {
     "optimizer": OptimizerConfig,
 }
 
+# Profile tables that are not run settings: not swept, not in config.json.
+PROFILE_TABLES: dict[str, type[_Section]] = {"export": ExportConfig, "reference": ReferenceConfig}
+
+
+def check_reference_ids(reference: ReferenceConfig, run_ids: list[str], source: str) -> None:
+    """A reference top-1 for a run id the sweep does not have is an error naming the key."""
+    unknown = [key for key in reference.top1 if key not in run_ids]
+    if unknown:
+        raise ConfigError(
+            f"{source}: reference.top1.{unknown[0]}: no run of the sweep has this id; "
+            f"run ids: {', '.join(run_ids)}"
+        )
+
 
 def _field_at(dotted: str) -> type[_Section] | str | None:
     """The section model (for `train`) or the field name (for `train.epochs`), else None."""
@@ -181,7 +221,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys a profile may hold at the table that contains `loc`."""
     model: type[BaseModel] = Profile
     for part in loc[:-1]:
-        sub = SECTIONS.get(part) if model is Profile else None
+        sub = {**SECTIONS, **PROFILE_TABLES}.get(part) if model is Profile else None
         if sub is None:
             return []
         model = sub

@@ -1,4 +1,5 @@
-"""The console view of `larsbench run`: rich progress on a terminal, plain lines otherwise."""
+"""The console view of `larsbench run`: rich progress on a terminal, plain lines otherwise,
+one line per run with --quiet."""
 
 from __future__ import annotations
 
@@ -43,6 +44,28 @@ def fmt_duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:
+    """One line per distinct message: `RUN: message` warnings that repeat for several runs
+    become `all 12 runs: message` or `3 runs (a, b, c): message`, in first-seen order."""
+    by_message: dict[str, list[str]] = {}
+    for warning in warnings:
+        run_id = max((r for r in run_ids if warning.startswith(f"{r}: ")), key=len, default="")
+        message = warning.removeprefix(f"{run_id}: ") if run_id else warning
+        ids = by_message.setdefault(message, [])
+        if run_id and run_id not in ids:
+            ids.append(run_id)
+    lines = []
+    for message, ids in by_message.items():
+        if len(ids) <= 1:
+            lines.append(f"{ids[0]}: {message}" if ids else message)
+        elif len(ids) == len(set(run_ids)):
+            lines.append(f"all {len(ids)} runs: {message}")
+        else:
+            shown = ", ".join(ids[:4]) + (", ..." if len(ids) > 4 else "")
+            lines.append(f"{len(ids)} runs ({shown}): {message}")
+    return lines
 
 
 def plan_table(runs: list[RunConfig]) -> Table:
@@ -91,14 +114,29 @@ def plan_table(runs: list[RunConfig]) -> Table:
     return table
 
 
+def summary_despite_reference(out: SweepPaths, say: Any) -> Any:
+    """The sweep's summary; when its profile.toml's [reference] was broken while the sweep
+    ran, `say` why and write the summary without it (`larsbench report` tries it again)."""
+    from larsbench.config import ConfigError
+    from larsbench.summary import write_summary
+
+    try:
+        return write_summary(out.root)
+    except ConfigError as err:
+        say(f"warning: summary without the reference table: {err}")
+        return write_summary(out.root, with_reference=False)
+
+
 class HeadlessView:
     """Follows a sweep from the runner's callbacks; the same events the terminal app reads."""
 
     PLAIN_EVERY_SECONDS = 10.0
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console()
-        self.live = self.console.is_terminal
+        # quiet: one line per run as it ends, then where the summary is; no progress
+        self.quiet = quiet
+        self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.latest: dict[str, Any] = {}
@@ -108,6 +146,8 @@ class HeadlessView:
 
     # --- SweepObserver ---------------------------------------------------------------------
     def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None:
+        if self.quiet:
+            return
         self.console.print(
             f"[bold]larsbench[/] sweep [cyan]{plan.profile.name}[/]: {len(plan.runs)} runs "
             f"-> {out.root}"
@@ -122,6 +162,8 @@ class HeadlessView:
         self.latest = {}
         self._compiles = run.optimizer.name == "larc" and run.optimizer.fused
         self._label = escape(f"[{index}/{total}] {run.run_id}")
+        if self.quiet:
+            return
         self.console.print(
             f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
             f"batch {run.train.batch_size} ({run.per_rank_batch}/rank), lr {run.lr:g}, "
@@ -143,6 +185,8 @@ class HeadlessView:
             self.task = self.progress.add_task(run.run_id, total=None, stats="starting torchrun")
 
     def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        if self.quiet:
+            return
         for sourced in events:
             if sourced.source == "rank0":
                 self._training_event(sourced.event)
@@ -181,9 +225,14 @@ class HeadlessView:
         self.console.print(line, highlight=False)
 
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
-        from larsbench.summary import format_console_table, write_summary
+        from larsbench.summary import format_console_table
 
-        summary = write_summary(out.root)
+        summary = summary_despite_reference(
+            out, lambda message: self.console.print(escape(message), highlight=False)
+        )
+        if self.quiet:
+            self.console.print(f"summary: {out.summary('md')} (.csv .json .png)")
+            return
         self.console.print()
         self.console.print(format_console_table(summary.rows))
         if summary.recommendation:

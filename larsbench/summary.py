@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from larsbench.config import ReferenceConfig
+from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
 from larsbench.scaling import scaling_markdown, scaling_rows
@@ -28,6 +30,7 @@ from larsbench.summary_format import (
 )
 
 __all__ = [
+    "REFERENCE_FIELDS",
     "ROW_FIELDS",
     "SORT_KEYS",
     "SYSTEM_FIELDS",
@@ -59,6 +62,9 @@ ROW_FIELDS = (
     "top5",
     "best_top1",
     "best_epoch",
+    # the profile's [reference]: the published top-1, and top1 minus it (points)
+    "reference_top1",
+    "reference_delta",
     "images_per_sec",
     "images_per_sec_per_gpu",
     "train_seconds",
@@ -72,8 +78,9 @@ ROW_FIELDS = (
     "communication_wait_seconds",
     "peak_memory_bytes",
     "projected_run_seconds",
-    "top1_per_train_hour",
 )
+# Filled from the reference table, not from RunResult.
+REFERENCE_FIELDS = ("reference_top1", "reference_delta")
 # Numeric hardware figures taken from RunResult.system (larsbench.telemetry.summarize_system);
 # the ones in SYSTEM_COLUMNS are also shown in summary.md and the console table.
 SYSTEM_FIELDS = (
@@ -98,7 +105,6 @@ _DESCENDING = {
     "best_top1",
     "images_per_sec",
     "images_per_sec_per_gpu",
-    "top1_per_train_hour",
     "gpu_util_mean",
     "pareto",
 }
@@ -169,11 +175,16 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _row(result: RunResult, on_frontier: bool) -> dict[str, Any]:
-    row = {name: _number(getattr(result, name, None)) for name in ROW_FIELDS[:-1]}
-    hours = result.train_seconds / 3600 if finite(result.train_seconds) else math.nan
-    rate = result.top1 / hours if finite(result.top1) and hours > 0 else None
-    row["top1_per_train_hour"] = rate
+def _row(
+    result: RunResult, on_frontier: bool, reference: ReferenceConfig | None = None
+) -> dict[str, Any]:
+    row = {
+        name: _number(getattr(result, name, None))
+        for name in ROW_FIELDS
+        if name not in REFERENCE_FIELDS
+    }
+    row.update(reference_columns(result.run_id, result.top1, reference))
+    row = {name: row[name] for name in ROW_FIELDS}
     system = result.system if isinstance(result.system, dict) else {}
     for key in SYSTEM_FIELDS:
         value = system.get(key)
@@ -186,13 +197,16 @@ def _row(result: RunResult, on_frontier: bool) -> dict[str, Any]:
 
 
 def summary_rows(
-    results: list[RunResult], sort: str = "top1", frontier: set[str] | None = None
+    results: list[RunResult],
+    sort: str = "top1",
+    frontier: set[str] | None = None,
+    reference: ReferenceConfig | None = None,
 ) -> list[dict[str, Any]]:
     """One flat row per run, best first by `sort` (ties and missing values keep sweep order)."""
     if sort not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r}; allowed: {', '.join(SORT_KEYS)}")
     frontier = pareto_frontier(results) if frontier is None else frontier
-    rows = [_row(r, r.run_id in frontier) for r in results]
+    rows = [_row(r, r.run_id in frontier, reference) for r in results]
     if sort == "sweep":
         return rows
     present = [r for r in rows if r[sort] is not None and r[sort] != ""]
@@ -211,16 +225,19 @@ def write_summary(
     sort: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     min_speedup: float = DEFAULT_MIN_SPEEDUP,
+    with_reference: bool = True,
 ) -> SummaryFiles:
     """Write summary.md, .csv, .json and .png into the sweep folder from what is on disk
-    (sorted by `sort`, else by `default_sort`)."""
+    (sorted by `sort`, else by `default_sort`), with the [reference] of SWEEP/profile.toml
+    as it reads now (ConfigError when that table is bad; `with_reference=False`: none)."""
     sweep = SweepPaths(Path(sweep_dir))
+    reference = sweep_reference(sweep.root) if with_reference else None
     results = load_results(sweep.root)
     name = sweep_name(sweep.root)
     frontier = pareto_frontier(results)
     sort = sort or default_sort(results)
-    rows = summary_rows(results, sort=sort, frontier=frontier)
-    advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup)
+    rows = summary_rows(results, sort=sort, frontier=frontier, reference=reference)
+    advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup, reference=reference)
     files = SummaryFiles(
         md=sweep.summary("md"),
         csv=sweep.summary("csv"),
@@ -239,6 +256,7 @@ def write_summary(
             "rows": rows,
             "frontier": files.frontier,
             "recommendation": advice,
+            "reference": reference.model_dump() if reference is not None else None,
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from larsbench.config import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED
 from larsbench.summary_format import duration, percent, rate
@@ -65,8 +66,10 @@ def recommend(
     tolerance: float = DEFAULT_TOLERANCE,
     min_speedup: float = DEFAULT_MIN_SPEEDUP,
     same_within: float = DEFAULT_SAME_WITHIN,
+    reference: ReferenceConfig | None = None,
 ) -> str:
-    """A few sentences: which run to use, what more speed would cost, where LARC helps.
+    """A few sentences: which run to use, what more speed would cost, where LARC helps,
+    and, with a reference table, whether the runs reproduce the published top-1.
 
     The rule (docs/summary.md): walk the frontier from its most accurate run towards faster
     ones and move on while the next run stays within `tolerance` points of the best top-1 and
@@ -80,9 +83,10 @@ def recommend(
     if timed and not any(measured(r) for r in results):
         return throughput_advice(timed)
     done = [r for r in results if measured(r)]
-    parts, pick = _pick_sentences(done, tolerance, min_speedup)
+    parts, _pick = _pick_sentences(done, tolerance, min_speedup)
     parts += _larc_sentences(done, same_within)
-    parts.append(_time_sentence(done, pick))
+    parts.append(_time_sentence(done))
+    parts.append(reference_sentence(results, reference))
     parts.append(_not_counted_sentence(results))
     return " ".join(p for p in parts if p)
 
@@ -275,20 +279,47 @@ def _verdict(diff: float, same_within: float) -> str:
     return "is on par"
 
 
-def _time_sentence(done: list[RunResult], pick: RunResult | None) -> str:
-    """The most top-1 per hour of training: what the study's author asked for, stated plainly."""
+def _time_sentence(done: list[RunResult]) -> str:
+    """The shortest training against the most accurate run's: a ratio of times and a
+    difference of points, which read the same for a 2-second run as for a 3-day one."""
     timed = [r for r in done if finite(r.train_seconds) and r.train_seconds > 0]
     if len(timed) < 2:
         return ""
-    rate = {r.run_id: r.top1 / (r.train_seconds / 3600) for r in timed}
-    top = max(timed, key=lambda r: rate[r.run_id])
-    text = (
-        f"Per hour of training, {top.run_id} gives the most top-1 "
-        f"({rate[top.run_id]:.1f} points/h: {percent(top.top1)} in {duration(top.train_seconds)})"
+    best = max(timed, key=lambda r: round(r.top1, 2))
+    quick = min(timed, key=lambda r: r.train_seconds)
+    if quick is best:
+        return f"{best.run_id} is also the quickest to train ({duration(best.train_seconds)})."
+    return (
+        f"Shortest training: {quick.run_id} in {quick.train_seconds / best.train_seconds:.0%} "
+        f"of {best.run_id}'s time ({duration(quick.train_seconds)} vs "
+        f"{duration(best.train_seconds)}) for {quick.top1 - best.top1:+.2f} points of top-1."
     )
-    if pick is not None and pick.run_id in rate and pick is not top:
-        text += f"; {pick.run_id} gives {rate[pick.run_id]:.1f}"
-    return text + "."
+
+
+def reference_sentence(results: list[RunResult], reference: ReferenceConfig | None) -> str:
+    """Whether the measured top-1 is within the reference's tolerance of the published one."""
+    if reference is None or not reference.top1:
+        return ""
+    tol = reference.tolerance
+    pairs = [
+        (r.run_id, r.top1 - reference.top1[r.run_id])
+        for r in results
+        if measured(r) and r.run_id in reference.top1
+    ]
+    unit = "point" if tol == 1 else "points"
+    head = f"Against the reference ({reference.source}; tolerance {tol:g} {unit} of top-1)"
+    if not pairs:
+        return f"{head}: no run with a published top-1 has completed yet."
+    within = [(i, d) for i, d in pairs if abs(d) <= tol + 1e-9]
+    outside = [(i, d) for i, d in pairs if abs(d) > tol + 1e-9]
+    if not outside:
+        every = "the run" if len(pairs) == 1 else f"all {len(pairs)} runs"
+        spread = ", ".join(f"{i} {d:+.2f}" for i, d in pairs)
+        return f"{head}: {every} with a published top-1 reproduce it ({spread})."
+    missed = ", ".join(f"{i} {d:+.2f}" for i, d in sorted(outside, key=lambda p: p[1]))
+    return (
+        f"{head}: {len(within)} of {len(pairs)} runs reproduce it; outside the tolerance: {missed}."
+    )
 
 
 def _not_counted_sentence(results: list[RunResult]) -> str:

@@ -88,6 +88,7 @@ _FORMATS: dict[str, Callable[[Any], str]] = {
     "ms": lambda v: f"{1000 * v:.1f} ms" if _num(v) else "",
     "share": lambda v: percent(100 * v, 1) if _num(v) else "",
     "star": lambda v: "*" if v else "",
+    "delta": lambda v: f"{v:+.2f}" if _num(v) else "",
 }
 
 # (row key, header, format). Status, model and epochs show only when they differ between runs.
@@ -103,6 +104,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("top1", "top-1", "pct"),
     ("top5", "top-5", "pct"),
     ("best_top1", "best top-1", "pct"),
+    ("reference_top1", "ref top-1", "pct"),
+    ("reference_delta", "vs ref", "delta"),
     ("images_per_sec", "img/s", "rate"),
     ("images_per_sec_per_gpu", "img/s/GPU", "rate"),
     ("train_seconds", "train time", "time"),
@@ -120,6 +123,8 @@ _OPTIONAL_KEYS = {
     "top1",
     "top5",
     "best_top1",
+    "reference_top1",
+    "reference_delta",
     "train_seconds",
     "time_to_best_seconds",
 }
@@ -325,19 +330,22 @@ def throughput_figure(rows: list[dict[str, Any]], title: str) -> Figure:
 
 
 def render_png(rows: list[dict[str, Any]], title: str) -> bytes:
-    """summary.png: top-1 against img/s, shape by optimizer, colour by batch, frontier line;
-    for a throughput sweep, `throughput_figure`."""
+    """summary.png: `accuracy_figure`, or for a throughput sweep `throughput_figure`."""
+    figure = throughput_figure if _throughput_only(rows) else accuracy_figure
+    buf = io.BytesIO()
+    figure(rows, title).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def accuracy_figure(rows: list[dict[str, Any]], title: str) -> Figure:
+    """Top-1 against img/s, shape by optimizer, colour by batch, frontier line; a reference
+    top-1 as a hollow marker at the run's measured speed."""
     # Imported here: matplotlib costs a second at start-up and only the summary needs it.
     # Figure + the Agg canvas, not pyplot, so no global backend or figure state is touched.
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-
-    if _throughput_only(rows):
-        buf = io.BytesIO()
-        throughput_figure(rows, title).savefig(buf, format="png")
-        return buf.getvalue()
 
     points = [
         r
@@ -370,6 +378,19 @@ def render_png(rows: list[dict[str, Any]], title: str) -> bytes:
             fontsize=7,
             ha="left" if dx > 0 else "right",
         )
+    # The published top-1 of the reference table, hollow, at the run's measured speed.
+    referenced = [r for r in points if _num(r.get("reference_top1"))]
+    for r in referenced:
+        ax.scatter(
+            r["images_per_sec"],
+            r["reference_top1"],
+            marker=_MARKERS.get(r.get("optimizer"), "s"),
+            facecolors="none",
+            edgecolors=colour[r.get("batch_size") or 0],
+            s=70,
+            linewidths=1.2,
+            zorder=3,
+        )
     front = sorted((r for r in points if r.get("pareto")), key=lambda r: r["images_per_sec"])
     if front:
         ax.plot(
@@ -390,6 +411,18 @@ def render_png(rows: list[dict[str, Any]], title: str) -> bytes:
     ]
     if front:
         handles.append(Line2D([], [], linestyle="--", color="grey", label="frontier"))
+    if referenced:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markerfacecolor="none",
+                color="black",
+                label="published top-1 (reference)",
+            )
+        )
     if handles:
         ax.legend(handles=handles, fontsize=8, loc="best")
     else:
@@ -405,6 +438,4 @@ def render_png(rows: list[dict[str, Any]], title: str) -> bytes:
     ax.set_ylabel("top-1 (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig

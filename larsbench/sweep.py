@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ from larsbench.config import (
     Profile,
     RunConfig,
     apply_overrides,
+    check_reference_ids,
     expand,
     parse_profile,
 )
@@ -61,10 +63,19 @@ def prepare_sweep(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{profile_path}: not valid TOML: {err}") from None
+    written = raw
     raw = apply_overrides(raw, overrides)
     source = str(profile_path) + (" with --set" if overrides else "")
     profile = parse_profile(raw, source)
-    return SweepPlan(profile, profile_path, text, overrides, expand(profile, machine, source))
+    runs = expand(profile, machine, source)
+    ids = [r.run_id for r in runs]
+    if overrides:  # the reference names the runs as written; --set may have narrowed them
+        with contextlib.suppress(ConfigError):
+            ids += [
+                r.run_id for r in expand(parse_profile(written), machine) if r.run_id not in ids
+            ]
+    check_reference_ids(profile.reference, ids, str(profile_path))
+    return SweepPlan(profile, profile_path, text, overrides, runs)
 
 
 class SweepObserver(Protocol):
@@ -87,6 +98,37 @@ class QuietObserver:
     def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None: ...
     def run_finished(self, run: RunConfig, result: RunResult) -> None: ...
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None: ...
+
+
+@dataclass
+class FanOutObserver:
+    """Tells each of several observers in turn (the console view and the live exports)."""
+
+    observers: list[Any]
+
+    def sweep_started(self, plan: SweepPlan, out: SweepPaths) -> None:
+        for o in self.observers:
+            o.sweep_started(plan, out)
+
+    def run_skipped(self, run: RunConfig, result: RunResult) -> None:
+        for o in self.observers:
+            o.run_skipped(run, result)
+
+    def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
+        for o in self.observers:
+            o.run_started(run, paths, index, total)
+
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        for o in self.observers:
+            o.run_events(run, events)
+
+    def run_finished(self, run: RunConfig, result: RunResult) -> None:
+        for o in self.observers:
+            o.run_finished(run, result)
+
+    def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
+        for o in self.observers:
+            o.sweep_finished(results, out)
 
 
 class SweepBusyError(RuntimeError):

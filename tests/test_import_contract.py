@@ -16,6 +16,10 @@ HEADLESS_MODULES = [
     "larsbench.launch",
     "larsbench.sweep",
     "larsbench.headless",
+    "larsbench.json_progress",
+    "larsbench.reference",
+    "larsbench.export.tensorboard",
+    "larsbench.export.tb_protos",  # tensorboard's writer: neither torch nor TensorFlow
 ]
 
 

@@ -1,0 +1,1 @@
+"""Exports of a sweep's event files to tools outside larsbench (TensorBoard)."""
