@@ -269,13 +269,23 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 def cmd_report(directory: Path) -> int:
-    from larsbench.rundir import is_sweep_dir
+    from larsbench.rundir import is_run_dir, is_sweep_dir
     from larsbench.summary import format_console_table, write_summary
 
     if not is_sweep_dir(directory):
-        return fail(f"{directory}: not a sweep directory (no sweep.json)")
-    summary = write_summary(directory)
+        hint = (
+            f"; it is a run folder: report its sweep folder {directory.parent}"
+            if is_run_dir(directory)
+            else ""
+        )
+        return fail(f"{directory}: not a sweep directory (no sweep.json){hint}")
+    try:
+        summary = write_summary(directory)
+    except OSError as err:
+        return fail(f"writing {err.filename or directory}: {err.strerror or err}", EXIT_RUN_FAILED)
     console = make_console()
+    for problem in summary.unreadable:
+        console.print(f"[yellow]unreadable:[/] {problem}", highlight=False)
     console.print(format_console_table(summary.rows))
     if summary.recommendation:
         console.print(summary.recommendation, highlight=False)

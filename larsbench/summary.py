@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from larsbench.results import RunResult, fold_run, fold_training
-from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
+from larsbench.rundir import (
+    QUEUED,
+    UNREADABLE,
+    SweepPaths,
+    read_json,
+    read_json_object,
+    write_json_atomic,
+)
 from larsbench.scaling import scaling_markdown, scaling_rows
 from larsbench.summary_advice import (
     DEFAULT_MIN_SPEEDUP,
@@ -117,27 +124,37 @@ class SummaryFiles:
     rows: list[dict[str, Any]] = field(default_factory=list)
     frontier: list[str] = field(default_factory=list)
     recommendation: str = ""
+    unreadable: list[str] = field(default_factory=list)  # damaged files, "PATH: why"
 
 
 def load_results(sweep_dir: str | os.PathLike[str]) -> list[RunResult]:
-    """One result per run in sweep order: result.json when written, else folded from events."""
+    """One result per run in sweep order: result.json when written, else folded from events.
+    A damaged file never raises; the result's `unreadable` names it."""
     sweep = SweepPaths(Path(sweep_dir))
     planned = _planned_configs(sweep)
     results = []
     for run_id in sweep.run_ids():
         run = sweep.run(run_id)
-        stored = read_json(run.result)
-        if isinstance(stored, dict):
-            results.append(RunResult.from_dict({**stored, "run_id": run_id}))
-        elif run.config.is_file():
-            results.append(fold_run(run))
+        stored, problem = read_json_object(run.result)
+        if stored is not None:
+            try:
+                results.append(RunResult.from_dict({**stored, "run_id": run_id}))
+                continue
+            except ValueError as err:
+                problem = f"{run.result}: {err}"
+        if run.config.exists() or problem:
+            result = fold_run(run)
         else:
             # Queued: no config.json yet, but sweep.json knows what the run will be.
             result = fold_training(run_id, planned.get(run_id, {}), [])
             status = run.read_status()
             result.status = status.get("state") or QUEUED
             result.reason = status.get("reason", "")
-            results.append(result)
+            if result.status == UNREADABLE:
+                result.unreadable = [result.reason]
+        if problem:
+            result.unreadable.insert(0, problem)
+        results.append(result)
     return results
 
 
@@ -146,7 +163,9 @@ def _planned_configs(sweep: SweepPaths) -> dict[str, dict[str, Any]]:
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list):
         return {}
-    return {r["run_id"]: r for r in runs if isinstance(r, dict) and "run_id" in r}
+    return {
+        r["run_id"]: r for r in runs if isinstance(r, dict) and isinstance(r.get("run_id"), str)
+    }
 
 
 def sweep_name(sweep_dir: str | os.PathLike[str]) -> str:
@@ -221,6 +240,9 @@ def write_summary(
     sort = sort or default_sort(results)
     rows = summary_rows(results, sort=sort, frontier=frontier)
     advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup)
+    _meta, sweep_problem = read_json_object(sweep.sweep)
+    unreadable = [sweep_problem] if sweep_problem else []
+    unreadable += [p for r in results for p in r.unreadable]
     files = SummaryFiles(
         md=sweep.summary("md"),
         csv=sweep.summary("csv"),
@@ -230,6 +252,7 @@ def write_summary(
         rows=rows,
         frontier=[r.run_id for r in results if r.run_id in frontier],
         recommendation=advice,
+        unreadable=unreadable,
     )
     write_json_atomic(
         files.json,
@@ -239,6 +262,7 @@ def write_summary(
             "rows": rows,
             "frontier": files.frontier,
             "recommendation": advice,
+            "unreadable": unreadable,
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))

@@ -18,6 +18,7 @@ from larsbench.config import (
     apply_overrides,
     expand,
     parse_profile,
+    read_profile_file,
 )
 from larsbench.events import EventWriter, RunTail, SourcedEvent, iter_kind, read_events
 from larsbench.results import RunResult, fold_run
@@ -51,16 +52,7 @@ def prepare_sweep(
     profile_path: Path, overrides: list[tuple[str, Any]], machine: Machine
 ) -> SweepPlan:
     """Read, override, validate and expand a profile; raises ConfigError naming file and key."""
-    import tomllib
-
-    try:
-        text = profile_path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{profile_path}: cannot read the profile: {err.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{profile_path}: not valid TOML: {err}") from None
+    text, raw = read_profile_file(profile_path)
     raw = apply_overrides(raw, overrides)
     source = str(profile_path) + (" with --set" if overrides else "")
     profile = parse_profile(raw, source)
