@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="this node's rank when launch.nnodes > 1 (default: $SLURM_NODEID or 0); node 0 "
         "writes the sweep's files, the others join each run's rendezvous",
     )
+    run.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=120.0,
+        help="flag a run stalled in status.json when no training event comes for this long "
+        "(at least; 10x the usual gap when that is longer)",
+    )
     run.add_argument("--no-telemetry", action="store_true", help="do not sample the hardware")
     run.add_argument(
         "--sample-interval", type=float, default=1.0, help="telemetry period (s, >= 0.25)"
@@ -173,6 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile_path = args.profile or default_profile()
     if args.sample_interval < 0.25:
         return fail(f"--sample-interval {args.sample_interval}: the floor is 0.25 s")
+    if not args.stall_seconds > 0:
+        return fail(f"--stall-seconds {args.stall_seconds}: give a number of seconds > 0")
     machine = Machine.here()
     try:
         overrides = [parse_override(item) for item in args.overrides]
@@ -210,6 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = SweepPaths(
         args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
     )
+    if out.root.exists() and not out.root.is_dir():
+        return fail(f"--out {out.root}: is a file, not a folder")
     try:
         out.root.mkdir(parents=True, exist_ok=True)
         probe = out.root / ".larsbench-write-test"
@@ -224,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sample_seconds=args.sample_interval,
         telemetry=not args.no_telemetry,
         fresh=args.fresh,
+        stall_seconds=args.stall_seconds,
         node_rank=args.node_rank,
     )
     interrupted: list[int] = []

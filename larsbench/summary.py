@@ -15,6 +15,7 @@ from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import (
     QUEUED,
     UNREADABLE,
+    RunPaths,
     SweepPaths,
     read_json,
     read_json_object,
@@ -128,34 +129,34 @@ class SummaryFiles:
 
 
 def load_results(sweep_dir: str | os.PathLike[str]) -> list[RunResult]:
-    """One result per run in sweep order: result.json when written, else folded from events.
-    A damaged file never raises; the result's `unreadable` names it."""
+    """One result per run in sweep order (see load_run_result)."""
     sweep = SweepPaths(Path(sweep_dir))
     planned = _planned_configs(sweep)
-    results = []
-    for run_id in sweep.run_ids():
-        run = sweep.run(run_id)
-        stored, problem = read_json_object(run.result)
-        if stored is not None:
-            try:
-                results.append(RunResult.from_dict({**stored, "run_id": run_id}))
-                continue
-            except ValueError as err:
-                problem = f"{run.result}: {err}"
-        if run.config.exists() or problem:
-            result = fold_run(run)
-        else:
-            # Queued: no config.json yet, but sweep.json knows what the run will be.
-            result = fold_training(run_id, planned.get(run_id, {}), [])
-            status = run.read_status()
-            result.status = status.get("state") or QUEUED
-            result.reason = status.get("reason", "")
-            if result.status == UNREADABLE:
-                result.unreadable = [result.reason]
-        if problem:
-            result.unreadable.insert(0, problem)
-        results.append(result)
-    return results
+    return [load_run_result(sweep.run(r), planned.get(r, {})) for r in sweep.run_ids()]
+
+
+def load_run_result(run: RunPaths, planned: dict[str, Any] | None = None) -> RunResult:
+    """result.json when written, else folded from events; a queued run from its `planned`
+    config. A damaged file never raises; the result's `unreadable` names it."""
+    stored, problem = read_json_object(run.result)
+    if stored is not None:
+        try:
+            return RunResult.from_dict({**stored, "run_id": run.run_id})
+        except ValueError as err:
+            problem = f"{run.result}: {err}"
+    if run.config.exists() or problem or planned is None:
+        result = fold_run(run)
+    else:
+        # Queued: no config.json yet, but sweep.json knows what the run will be.
+        result = fold_training(run.run_id, planned, [])
+        status = run.read_status()
+        result.status = status.get("state") or QUEUED
+        result.reason = status.get("reason", "")
+        if result.status == UNREADABLE:
+            result.unreadable = [result.reason]
+    if problem:
+        result.unreadable.insert(0, problem)
+    return result
 
 
 def _planned_configs(sweep: SweepPaths) -> dict[str, dict[str, Any]]:

@@ -41,6 +41,7 @@ class SweepView:
     recommendation: str = ""
     now: float = math.nan  # the injected clock when the snapshot was taken
     error: str = ""
+    unreadable: tuple[str, ...] = ()  # damaged files, each "PATH: why"; the rest is shown
     seq: int = 0  # increases with every snapshot
     results_seq: int = 0  # increases when results were reloaded
 

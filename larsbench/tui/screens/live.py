@@ -41,6 +41,9 @@ def header_text(view: SweepView | None) -> Text:
         t.append(f"  {view.error}", style="bold red")
         return t
     t.append(f"  sweep {view.name}" if view.is_sweep else "  run dir", style="bold")
+    if view.unreadable:
+        more = f" (+{len(view.unreadable) - 1} more)" if len(view.unreadable) > 1 else ""
+        t.append(f"  unreadable: {view.unreadable[0]}{more}", style="bold yellow")
     run = view.run
     if run is None:
         t.append("  no runs yet", style="dim")
