@@ -219,9 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = SweepPaths(
         args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
     )
-    if out.root.exists() and not out.root.is_dir():
-        return fail(f"--out {out.root}: is a file, not a folder")
     try:
+        if out.root.exists() and not out.root.is_dir():
+            return fail(f"--out {out.root}: is a file, not a folder")
         out.root.mkdir(parents=True, exist_ok=True)
         probe = out.root / ".larsbench-write-test"
         probe.write_text("ok")

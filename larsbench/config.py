@@ -32,7 +32,8 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # strict: `epochs = true` is an error, not 1 epoch (an int may still stand for a float)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan: `base_lr = 1e999` (inf) is an error, not a run that diverges at step 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LaunchConfig(_Section):
@@ -161,6 +162,10 @@ class Profile(_Section):
         for key, values in sweep.items():
             if not values:
                 raise ValueError(f"{key!r} has an empty list")
+            written = [json.dumps(v, sort_keys=True, default=repr) for v in values]
+            twice = [v for i, v in enumerate(written) if v in written[:i]]
+            if twice:
+                raise ValueError(f"{key!r} lists {twice[0]} twice: each run once")
             if _field_at(key) is None:
                 raise ValueError(
                     f"{key!r} names no setting; allowed: a section "

@@ -141,9 +141,14 @@ def load_run_result(run: RunPaths, planned: dict[str, Any] | None = None) -> Run
     stored, problem = read_json_object(run.result)
     if stored is not None:
         try:
-            return RunResult.from_dict({**stored, "run_id": run.run_id})
+            result = RunResult.from_dict({**stored, "run_id": run.run_id})
         except ValueError as err:
             problem = f"{run.result}: {err}"
+        else:
+            status = run.read_status()
+            if status["state"] == UNREADABLE:  # result.json still tells how the run ended
+                result.unreadable = [status["reason"]]
+            return result
     if run.config.exists() or problem or planned is None:
         result = fold_run(run)
     else:

@@ -259,7 +259,8 @@ class SweepRunner:
     def run(self) -> list[RunResult]:
         if self.node_rank > 0:
             return self._follow()
-        self.out.root.mkdir(parents=True, exist_ok=True)
+        check_same_sweep(self.plan, self.out)  # before the lock file: another sweep's
+        self.out.root.mkdir(parents=True, exist_ok=True)  # folder is left as it was
         lock = claim(self.out)
         try:
             return self._run_all()
