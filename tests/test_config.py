@@ -451,7 +451,7 @@ def test_duplicate_run_ids_are_rejected(tmp_path: Path, sweep: str) -> None:
 
 def test_a_value_listed_twice_in_a_sweep_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + '[sweep]\n"train.batch_size" = [64, 128, 64]\n')
-    with pytest.raises(ConfigError, match=r"sweep.train.batch_size: 'train.batch_size' lists 64"):
+    with pytest.raises(ConfigError, match=r"p.toml: sweep: 'train.batch_size' lists 64 twice"):
         runs_of(path, CPU_ONLY)
 
 
