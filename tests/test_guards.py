@@ -215,3 +215,47 @@ def test_a_profile_changed_under_a_completed_run_name_is_refused_naming_the_keys
     assert "train.epochs 2 -> 3" in err and "train.base_lr 0.1 -> 0.2" in err
     assert "Traceback" not in err
     assert {p: p.read_bytes() for p in out.root.rglob("*") if p.is_file()} == before
+
+
+class _GroupThatEnds:
+    """A torchrun group that has already exited: run_one's loop polls it once."""
+
+    pid, started, log_path = 0, 0.0, Path("/nonexistent/torchrun.log")
+
+    def __init__(self, status_path: Path) -> None:
+        self.status_path = status_path
+        self.seen: dict | None = None  # type: ignore[type-arg]
+
+    def poll(self) -> int:
+        self.seen = read_json(self.status_path)  # what a viewer reads while the run runs
+        return 1
+
+
+def test_a_sampler_that_cannot_start_is_recorded_and_the_run_still_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from larsbench import launch
+    from larsbench.sweep import RunSampler, SweepRunner
+
+    plan = prepare_sweep(SMOKE, [], Machine(gpus=0, cpus=2))
+    out = SweepPaths(tmp_path / "sweep")
+    run = plan.runs[0]
+    write_sweep_files(plan, out)
+    groups: list[_GroupThatEnds] = []
+
+    def start(*_a: object, **_k: object) -> _GroupThatEnds:
+        groups.append(_GroupThatEnds(out.run(run.run_id).status))
+        return groups[-1]
+
+    def no_sampler(*_a: object, **_k: object) -> RunSampler:
+        raise RuntimeError("NVML: driver not loaded")
+
+    monkeypatch.setattr(launch, "start", start)
+    monkeypatch.setattr(launch, "failure_reason", lambda path, code: f"exit {code}")
+    monkeypatch.setattr(RunSampler, "start", no_sampler)
+    result = SweepRunner(plan, out, poll_seconds=0.01).run_one(run, out.run(run.run_id), 1, 1)
+    assert len(groups) == 1, "the run was launched although telemetry failed"
+    seen = groups[0].seen
+    assert seen is not None and seen["state"] == "running"
+    assert seen["telemetry_error"] == "telemetry off: RuntimeError: NVML: driver not loaded"
+    assert result.status == "failed" and result.reason == "exit 1"
