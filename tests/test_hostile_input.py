@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import traceback
@@ -14,8 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT, SMOKE
+from cli_helpers import ROOT, SMOKE, finish, larsbench, wait_for
 from fixtures.make_sweep import make_recorded_sweep
+from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_until
 
 from larsbench import cli, launch
 from larsbench.config import Machine
@@ -550,3 +552,37 @@ def test_the_lock_is_free_again_once_its_holder_is_gone(tmp_path: Path) -> None:
     again = claim(out)  # no stale-lock clean-up needed
     again.release()
     assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+
+
+@sync
+async def test_the_app_watching_a_damaged_run_names_the_file_in_its_header(
+    tmp_path: Path,
+) -> None:
+    _, _, sweep = fixture_tree(tmp_path)
+    run = sweep / DAMAGED
+    (run / "status.json").write_bytes(b"\x00garbage")
+    app = app_for(tmp_path, run)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and app.view.run is not None)
+        assert app.current_mode == "live"
+        await wait_until(pilot, lambda: "unreadable:" in screen_text(app))
+        assert app.view is not None
+        assert any(f"{run / 'status.json'}: not JSON" in p for p in app.view.unreadable)
+        assert "Plain SGD" in screen_text(app)  # the rest of the run is still shown
+
+
+@pytest.mark.slow
+def test_two_larsbench_runs_on_one_out_the_second_names_the_first_pid(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = ["run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry"]
+    first = larsbench(*args, "--set", "train.epochs=50", start_new_session=True)
+    try:
+        wait_for(lambda: (r := read_json(out / "runner.json")) and r["state"] == "running", 120)
+        code, log = finish(larsbench(*args, "--set", "train.epochs=50"), timeout=120)
+        assert code == 2, log
+        assert f"another larsbench run (pid {first.pid}) is running this sweep" in log
+        assert "Traceback" not in log
+        assert read_json(out / "runner.json")["pid"] == first.pid  # the first is untouched
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        finish(first, timeout=60)
