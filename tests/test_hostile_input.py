@@ -586,3 +586,16 @@ def test_two_larsbench_runs_on_one_out_the_second_names_the_first_pid(tmp_path: 
     finally:
         os.killpg(first.pid, signal.SIGINT)
         finish(first, timeout=60)
+
+
+@sync
+async def test_the_results_screen_of_a_damaged_sweep_names_the_file(tmp_path: Path) -> None:
+    _, _, sweep = fixture_tree(tmp_path)
+    (sweep / DAMAGED / "result.json").write_bytes(b"{{{{")
+    app = app_for(tmp_path, sweep)
+    async with app.run_test(size=(250, 40)) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and bool(app.view.results))
+        assert app.current_mode == "results"
+        await wait_until(pilot, lambda: "unreadable:" in screen_text(app))
+        assert f"{sweep / DAMAGED / 'result.json'}: not JSON" in app.view.unreadable_note
+        assert "bs64-larc-tc0.02" in screen_text(app)  # the readable runs are listed

@@ -46,6 +46,14 @@ class SweepView:
     results_seq: int = 0  # increases when results were reloaded
 
     @property
+    def unreadable_note(self) -> str:
+        """The first damaged file and how many more: "" when every file read."""
+        if not self.unreadable:
+            return ""
+        more = f" (+{len(self.unreadable) - 1} more)" if len(self.unreadable) > 1 else ""
+        return f"unreadable: {self.unreadable[0]}{more}"
+
+    @property
     def total(self) -> int:
         return len(self.runs)
 

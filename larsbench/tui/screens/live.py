@@ -42,8 +42,7 @@ def header_text(view: SweepView | None) -> Text:
         return t
     t.append(f"  sweep {view.name}" if view.is_sweep else "  run dir", style="bold")
     if view.unreadable:
-        more = f" (+{len(view.unreadable) - 1} more)" if len(view.unreadable) > 1 else ""
-        t.append(f"  unreadable: {view.unreadable[0]}{more}", style="bold yellow")
+        t.append(f"  {view.unreadable_note}", style="bold yellow")
     run = view.run
     if run is None:
         t.append("  no runs yet", style="dim")
