@@ -259,3 +259,18 @@ def test_a_sampler_that_cannot_start_is_recorded_and_the_run_still_launches(
     assert seen is not None and seen["state"] == "running"
     assert seen["telemetry_error"] == "telemetry off: RuntimeError: NVML: driver not loaded"
     assert result.status == "failed" and result.reason == "exit 1"
+
+
+def test_the_same_profile_again_skips_the_completed_run_and_keeps_its_files(
+    tmp_path: Path,
+) -> None:
+    out = SweepPaths(tmp_path / "sweep")
+    plan = prepare_sweep(SMOKE, [("train.epochs", 2)], Machine(gpus=0, cpus=2))
+    write_sweep_files(plan, out)
+    done = out.run("bs64-sgd")
+    done.write_status(COMPLETED)
+    done.result.write_text('{"status": "completed"}')
+    todo = [r.run_id for r in write_sweep_files(plan, out)]
+    assert "bs64-sgd" not in todo and len(todo) == len(plan.runs) - 1
+    assert read_json(done.status)["state"] == COMPLETED
+    assert read_json(done.result) == {"status": "completed"}
