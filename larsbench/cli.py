@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="this node's rank when launch.nnodes > 1 (default: $SLURM_NODEID or 0); node 0 "
         "writes the sweep's files, the others join each run's rendezvous",
     )
+    run.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=120.0,
+        help="flag a run stalled in status.json when no training event comes for this long "
+        "(at least; 10x the usual gap when that is longer)",
+    )
     output = run.add_mutually_exclusive_group()
     output.add_argument(
         "--quiet", action="store_true", help="one line per finished run, no progress"
@@ -193,6 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile_path = args.profile or default_profile()
     if args.sample_interval < 0.25:
         return fail(f"--sample-interval {args.sample_interval}: the floor is 0.25 s")
+    if not args.stall_seconds > 0:
+        return fail(f"--stall-seconds {args.stall_seconds}: give a number of seconds > 0")
     machine = Machine.here()
     try:
         overrides = [parse_override(item) for item in args.overrides]
@@ -232,6 +241,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
     )
     try:
+        if out.root.exists() and not out.root.is_dir():
+            return fail(f"--out {out.root}: is a file, not a folder")
         out.root.mkdir(parents=True, exist_ok=True)
         probe = out.root / ".larsbench-write-test"
         probe.write_text("ok")
@@ -261,6 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sample_seconds=args.sample_interval,
         telemetry=not args.no_telemetry,
         fresh=args.fresh,
+        stall_seconds=args.stall_seconds,
         node_rank=args.node_rank,
     )
     interrupted: list[int] = []
@@ -321,16 +333,25 @@ def cmd_export(directory: Path, out: Path | None) -> int:
 
 def cmd_report(directory: Path) -> int:
     from larsbench.config import ConfigError
-    from larsbench.rundir import is_sweep_dir
+    from larsbench.rundir import is_run_dir, is_sweep_dir
     from larsbench.summary import format_console_table, write_summary
 
     if not is_sweep_dir(directory):
-        return fail(f"{directory}: not a sweep directory (no sweep.json)")
+        hint = (
+            f"; it is a run folder: report its sweep folder {directory.parent}"
+            if is_run_dir(directory)
+            else ""
+        )
+        return fail(f"{directory}: not a sweep directory (no sweep.json){hint}")
     try:
         summary = write_summary(directory)
     except ConfigError as err:
         return fail(str(err))
+    except OSError as err:
+        return fail(f"writing {err.filename or directory}: {err.strerror or err}", EXIT_RUN_FAILED)
     console = make_console()
+    for problem in summary.unreadable:
+        console.print(f"[yellow]unreadable:[/] {problem}", highlight=False)
     console.print(format_console_table(summary.rows))
     if summary.recommendation:
         console.print(summary.recommendation, highlight=False)

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9._+\-]*")  # a file name, never a path
+RUN_ID_MAX = 200  # file names allow 255 bytes; the checkpoint and attempt names add a few
+
 
 class ConfigError(ValueError):
     """A profile, override or run configuration that cannot be used; the message says why."""
@@ -28,7 +32,8 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # strict: `epochs = true` is an error, not 1 epoch (an int may still stand for a float)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan: `base_lr = 1e999` (inf) is an error, not a run that diverges at step 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class LaunchConfig(_Section):
@@ -157,7 +162,7 @@ class ReferenceConfig(_Section):
 
 
 class Profile(_Section):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=100, description="names runs/NAME")
     description: str = ""
     launch: LaunchConfig = LaunchConfig()
     model: ModelConfig = ModelConfig()
@@ -168,12 +173,26 @@ class Profile(_Section):
     export: ExportConfig = ExportConfig()
     reference: ReferenceConfig = ReferenceConfig()
 
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if name in (".", "..") or not SAFE_NAME.fullmatch(name):
+            raise ValueError(
+                "must be a folder name (the default --out is runs/NAME): letters, digits "
+                "and . _ + - only, not starting with ."
+            )
+        return name
+
     @field_validator("sweep")
     @classmethod
     def _check_sweep(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in sweep.items():
             if not values:
                 raise ValueError(f"{key!r} has an empty list")
+            written = [json.dumps(v, sort_keys=True, default=repr) for v in values]
+            twice = [v for i, v in enumerate(written) if v in written[:i]]
+            if twice:
+                raise ValueError(f"{key!r} lists {twice[0]} twice: each run once")
             if _field_at(key) is None:
                 raise ValueError(
                     f"{key!r} names no setting; allowed: a section "
@@ -251,17 +270,67 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
         raise ConfigError(format_validation_error(err, source)) from None
 
 
-def load_profile(path: str | os.PathLike[str]) -> Profile:
-    """Read and validate a profile; errors name the file and the key path."""
+PROFILE_MAX_BYTES = 1024 * 1024  # the largest shipped profile is under 4 KiB
+
+
+def read_profile_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """A profile file's text and its TOML tables; ConfigError naming the file when it is not
+    a readable UTF-8 TOML file of reasonable size."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory; give a profile .toml file")
+        size = path.stat().st_size
+        if size > PROFILE_MAX_BYTES:
+            raise ConfigError(
+                f"{path}: {size / 2**20:.1f} MiB is too large for a profile "
+                f"(limit {PROFILE_MAX_BYTES // 2**20} MiB)"
+            )
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the profile: {err.strerror or err}") from None
     try:
-        data = tomllib.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.start}: {data[err.start : err.start + 1]!r}); "
+            "a profile is a UTF-8 TOML file"
+        ) from None
+    if not text.strip():
+        raise ConfigError(f'{path}: empty; a profile needs at least name = "..."')
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    if _depth(raw) > PROFILE_MAX_DEPTH:
+        raise ConfigError(
+            f"{path}: tables nested more than {PROFILE_MAX_DEPTH} deep; a profile has "
+            "sections (launch, model, data, train, optimizer, sweep) holding keys"
+        )
+    return text, raw
+
+
+PROFILE_MAX_DEPTH = 8  # [sweep] optimizer = [{...}] is 3 deep
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest (iterative: a hostile file must not blow the stack)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        deepest = max(deepest, level)
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        todo.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Read and validate a profile; errors name the file and the key path."""
+    _text, data = read_profile_file(path)
     return parse_profile(data, str(path))
 
 
@@ -460,7 +529,11 @@ def run_id_for(
             continue
         short = _SHORT.get(key, key.split(".")[-1].replace("_", ""))
         parts.append(f"{short}{_fmt(value)}")
-    return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
+    # Values reach a folder name: anything but letters, digits and . _ + - becomes _.
+    return "-".join(_UNSAFE_IN_ID.sub("_", p.replace(" ", "")) for p in parts)
+
+
+_UNSAFE_IN_ID = re.compile(r"[^A-Za-z0-9._+\-]")
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
@@ -572,6 +645,12 @@ def expand(profile: Profile, machine: Machine, source: str = "<profile>") -> lis
         check_run(run, source)
         runs.append(run)
     runs = _distinct(runs)
+    long = [r.run_id for r in runs if len(r.run_id) > RUN_ID_MAX]
+    if long:
+        raise ConfigError(
+            f"{source}: sweep: run id {long[0][:60]!r}... is {len(long[0])} characters "
+            f"(limit {RUN_ID_MAX}); shorten the swept values"
+        )
     ids = [r.run_id for r in runs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+MAX_LINE_BYTES = 1024 * 1024  # the largest real event (a trust snapshot) is a few KiB
 
 # Event kinds, by file. docs/events.md documents each field.
 TRAINING_KINDS = (
@@ -67,13 +68,17 @@ class FileTail:
     """Reads the complete lines appended to one JSONL file since the last call.
 
     It keeps a byte offset; an unfinished last line (no newline yet) is left for the next
-    call, and a line that is not valid JSON is skipped and counted in `bad_lines`.
+    call. A line that is not a JSON object, or longer than MAX_LINE_BYTES, is skipped and
+    counted in `bad_lines`; an event of a newer schema version is skipped and counted in
+    `newer_lines` (its fields may mean something else).
     """
 
     path: Path
     offset: int = 0
     bad_lines: int = 0
+    newer_lines: int = 0
     truncations: int = 0
+    unreadable: str = ""
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
@@ -87,24 +92,47 @@ class FileTail:
                 chunk = f.read()
         except FileNotFoundError:
             return []
+        except OSError as err:  # e.g. a directory where the file should be
+            self.unreadable = f"unreadable ({err.strerror or err})"
+            return []
+        self.unreadable = ""
         end = chunk.rfind(b"\n")
         if end < 0:
             return []
         self.offset += end + 1
         events = []
-        for raw in chunk[: end + 1].splitlines():
+        for raw in chunk[: end + 1].split(b"\n"):
             if not raw.strip():
+                continue
+            if len(raw) > MAX_LINE_BYTES:
+                self.bad_lines += 1
                 continue
             try:
                 event = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 self.bad_lines += 1
                 continue
-            if isinstance(event, dict):
-                events.append(event)
-            else:
+            if not isinstance(event, dict) or not isinstance(event.get("kind"), str):
                 self.bad_lines += 1
+            elif isinstance(event.get("v"), int) and event["v"] > SCHEMA_VERSION:
+                self.newer_lines += 1
+            else:
+                events.append(event)
         return events
+
+    def problem(self) -> str:
+        """What was skipped so far, naming the file; "" when nothing was."""
+        parts = []
+        if self.unreadable:
+            return f"{self.path}: {self.unreadable}"
+        if self.bad_lines:
+            parts.append(f"{self.bad_lines} damaged line{'s' * (self.bad_lines != 1)}")
+        if self.newer_lines:
+            parts.append(
+                f"{self.newer_lines} line{'s' * (self.newer_lines != 1)} of a newer event "
+                f"version than {SCHEMA_VERSION}"
+            )
+        return f"{self.path}: skipped {' and '.join(parts)}" if parts else ""
 
 
 @dataclass
@@ -136,7 +164,14 @@ class RunTail:
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All complete events of one file (an unfinished last line is ignored)."""
-    return FileTail(Path(path)).read_new()
+    return read_events_noting(path)[0]
+
+
+def read_events_noting(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], str]:
+    """All complete events of one file, and what was skipped ("" when nothing was)."""
+    tail = FileTail(Path(path))
+    events = tail.read_new()
+    return events, tail.problem()
 
 
 def iter_kind(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from larsbench.config import (
     ReferenceConfig,
     check_reference_ids,
     format_validation_error,
+    read_profile_file,
 )
 from larsbench.rundir import SweepPaths, read_json
 
@@ -24,14 +24,9 @@ def sweep_reference(sweep_dir: Path) -> ReferenceConfig | None:
     ran counts; None when there is none. Bad input raises ConfigError naming file and key."""
     sweep = SweepPaths(Path(sweep_dir))
     path = sweep.profile
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the profile: {err.strerror or err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    _text, data = read_profile_file(path)
     table = data.get("reference")
     if table is None:
         return None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from larsbench.events import iter_kind, read_events
-from larsbench.rundir import RunPaths, read_json
+from larsbench.events import iter_kind, read_events_noting
+from larsbench.rundir import UNREADABLE, RunPaths, read_json_object
 from larsbench.telemetry import summarize_system
 
 
@@ -50,14 +51,36 @@ class RunResult:
     projected_run_seconds: float = math.nan
     # Hardware figures folded from events/system-*.jsonl (see larsbench.telemetry).
     system: dict[str, Any] = field(default_factory=dict)
+    # Files of the run that could not be read, each "PATH: why" (the result holds the rest).
+    unreadable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        """A result from result.json; ValueError naming the key when a value has the wrong type."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        defaults = cls(run_id="", status="")
+        for key, value in known.items():
+            expected = getattr(defaults, key)
+            if not _same_kind(expected, value):
+                raise ValueError(f"{key}: {value!r} is not a {type(expected).__name__}")
         return cls(**known)
+
+
+def _same_kind(expected: Any, value: Any) -> bool:
+    if expected is None:  # trust_coefficient: a number, or None for SGD
+        return value is None or _is_number(value)
+    if isinstance(expected, bool):
+        return isinstance(value, bool)
+    if isinstance(expected, (int, float)):
+        return _is_number(value)
+    return isinstance(value, type(expected))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _mean(values: list[float]) -> float:
@@ -132,14 +155,63 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
 
 
 def fold_run(run: RunPaths) -> RunResult:
-    """A run's result from what is on disk; the launcher's status.json has the last word."""
-    config = read_json(run.config) or {}
-    training = read_events(run.rank0_events)
-    result = fold_training(run.run_id, config, training)
-    system = [e for p in sorted(run.events_dir.glob("system-*.jsonl")) for e in read_events(p)]
+    """A run's result from what is on disk; the launcher's status.json has the last word.
+
+    A damaged file never raises: the result holds what the other files give, and
+    `unreadable` names each damaged file and why.
+    """
+    config, problem = read_json_object(run.config)
+    problems = [problem] if problem else []
+    training, problem = read_events_noting(run.rank0_events)
+    problems += [problem] if problem else []
+    result = _fold_what_reads(run, config or {}, training, problems)
+    system: list[dict[str, Any]] = []
+    for path in _system_files(run):
+        events, problem = read_events_noting(path)
+        system += events
+        problems += [problem] if problem else []
     if system:
-        result.system = summarize_system(system, training)
+        try:
+            result.system = summarize_system(system, training)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            problems.append(f"{run.events_dir}/system-*.jsonl: unexpected content ({err})")
     status = run.read_status()
     result.status = status.get("state", result.status or "queued")
-    result.reason = status.get("reason", "") or result.reason
+    result.reason = str(status.get("reason", "") or result.reason)
+    if status.get("state") == UNREADABLE:
+        problems.insert(0, result.reason)
+    result.unreadable = list(dict.fromkeys(problems))
     return result
+
+
+_FOLD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def _fold_what_reads(
+    run: RunPaths, config: dict[str, Any], events: list[dict[str, Any]], problems: list[str]
+) -> RunResult:
+    """fold_training; when a file's content has the wrong shape, the fold without it."""
+    try:
+        return fold_training(run.run_id, config, events)
+    except _FOLD_ERRORS as err:
+        why = f"unexpected content ({type(err).__name__}: {err})"
+    try:
+        result = fold_training(run.run_id, {}, events)
+        problems.append(f"{run.config}: {why}")
+        return result
+    except _FOLD_ERRORS:
+        pass
+    try:
+        result = fold_training(run.run_id, config, [])
+        problems.append(f"{run.rank0_events}: {why}")
+        return result
+    except _FOLD_ERRORS:
+        problems += [f"{run.config}: {why}", f"{run.rank0_events}: {why}"]
+        return RunResult(run_id=run.run_id, status="")
+
+
+def _system_files(run: RunPaths) -> list[Path]:
+    try:
+        return sorted(run.events_dir.glob("system-*.jsonl"))
+    except OSError:
+        return []

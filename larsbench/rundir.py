@@ -22,6 +22,8 @@ QUEUED, RUNNING, COMPLETED, FAILED, DIVERGED, STOPPED = (
 )
 STATES = (QUEUED, RUNNING, COMPLETED, FAILED, DIVERGED, STOPPED)
 FINAL_STATES = (COMPLETED, FAILED, DIVERGED, STOPPED)
+# Never written: what readers show for a run whose status.json cannot be read.
+UNREADABLE = "unreadable"
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -50,6 +52,27 @@ def read_json(path: str | os.PathLike[str]) -> Any | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_json_object(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str]:
+    """(the JSON object, "") when the file holds one; (None, "") when it is missing;
+    (None, "PATH: why") when it is there but damaged (not JSON, not an object, unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, ""
+    except OSError as err:
+        return None, f"{path}: unreadable ({err.strerror or err})"
+    if not data.strip():
+        return None, f"{path}: empty"
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None, f"{path}: not JSON"
+    if not isinstance(obj, dict):
+        return None, f"{path}: not a JSON object (a {type(obj).__name__})"
+    return obj, ""
 
 
 def node_name() -> str:
@@ -103,7 +126,16 @@ class RunPaths:
         return any(self.checkpoints_dir.glob("ckpt-*.pt"))
 
     def read_status(self) -> dict[str, Any]:
-        return read_json(self.status) or {"state": QUEUED}
+        """status.json; a missing one reads as queued, a damaged one as unreadable (the
+        reason names the file)."""
+        status, problem = read_json_object(self.status)
+        if problem:
+            return {"state": UNREADABLE, "reason": problem}
+        if status is None:
+            return {"state": QUEUED}
+        if not isinstance(status.get("state"), str) or status["state"] not in STATES:
+            return {"state": UNREADABLE, "reason": f"{self.status}: no known state"}
+        return status
 
     def write_status(self, state: str, reason: str = "", **extra: Any) -> dict[str, Any]:
         if state not in STATES:
@@ -142,8 +174,22 @@ class SweepPaths:
         """Run ids in sweep order (from sweep.json), else the run directories found."""
         data = read_json(self.sweep)
         if isinstance(data, dict) and isinstance(data.get("runs"), list):
-            return [r["run_id"] for r in data["runs"] if isinstance(r, dict) and "run_id" in r]
-        return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+            ids = [r.get("run_id") for r in data["runs"] if isinstance(r, dict)]
+            return list(dict.fromkeys(i for i in ids if is_run_id(i)))
+        try:
+            return sorted(p.name for p in self.root.iterdir() if (p / "config.json").is_file())
+        except OSError:
+            return []
+
+
+def is_run_id(value: Any) -> bool:
+    """A run id names a folder inside the sweep folder, never a path out of it."""
+    return (
+        isinstance(value, str)
+        and value not in ("", ".", "..")
+        and not any(c in value for c in "/\\\0")
+        and value.isprintable()
+    )
 
 
 def is_run_dir(path: Path) -> bool:

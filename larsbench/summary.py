@@ -14,7 +14,15 @@ from typing import Any
 from larsbench.config import ReferenceConfig
 from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult, fold_run, fold_training
-from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
+from larsbench.rundir import (
+    QUEUED,
+    UNREADABLE,
+    RunPaths,
+    SweepPaths,
+    read_json,
+    read_json_object,
+    write_json_atomic,
+)
 from larsbench.scaling import scaling_markdown, scaling_rows
 from larsbench.summary_advice import (
     DEFAULT_MIN_SPEEDUP,
@@ -123,28 +131,43 @@ class SummaryFiles:
     rows: list[dict[str, Any]] = field(default_factory=list)
     frontier: list[str] = field(default_factory=list)
     recommendation: str = ""
+    unreadable: list[str] = field(default_factory=list)  # damaged files, "PATH: why"
 
 
 def load_results(sweep_dir: str | os.PathLike[str]) -> list[RunResult]:
-    """One result per run in sweep order: result.json when written, else folded from events."""
+    """One result per run in sweep order (see load_run_result)."""
     sweep = SweepPaths(Path(sweep_dir))
     planned = _planned_configs(sweep)
-    results = []
-    for run_id in sweep.run_ids():
-        run = sweep.run(run_id)
-        stored = read_json(run.result)
-        if isinstance(stored, dict):
-            results.append(RunResult.from_dict({**stored, "run_id": run_id}))
-        elif run.config.is_file():
-            results.append(fold_run(run))
+    return [load_run_result(sweep.run(r), planned.get(r, {})) for r in sweep.run_ids()]
+
+
+def load_run_result(run: RunPaths, planned: dict[str, Any] | None = None) -> RunResult:
+    """result.json when written, else folded from events; a queued run from its `planned`
+    config. A damaged file never raises; the result's `unreadable` names it."""
+    stored, problem = read_json_object(run.result)
+    if stored is not None:
+        try:
+            result = RunResult.from_dict({**stored, "run_id": run.run_id})
+        except ValueError as err:
+            problem = f"{run.result}: {err}"
         else:
-            # Queued: no config.json yet, but sweep.json knows what the run will be.
-            result = fold_training(run_id, planned.get(run_id, {}), [])
             status = run.read_status()
-            result.status = status.get("state") or QUEUED
-            result.reason = status.get("reason", "")
-            results.append(result)
-    return results
+            if status["state"] == UNREADABLE:  # result.json still tells how the run ended
+                result.unreadable = [status["reason"]]
+            return result
+    if run.config.exists() or problem or planned is None:
+        result = fold_run(run)
+    else:
+        # Queued: no config.json yet, but sweep.json knows what the run will be.
+        result = fold_training(run.run_id, planned, [])
+        status = run.read_status()
+        result.status = status.get("state") or QUEUED
+        result.reason = status.get("reason", "")
+        if result.status == UNREADABLE:
+            result.unreadable = [result.reason]
+    if problem:
+        result.unreadable.insert(0, problem)
+    return result
 
 
 def _planned_configs(sweep: SweepPaths) -> dict[str, dict[str, Any]]:
@@ -152,7 +175,9 @@ def _planned_configs(sweep: SweepPaths) -> dict[str, dict[str, Any]]:
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list):
         return {}
-    return {r["run_id"]: r for r in runs if isinstance(r, dict) and "run_id" in r}
+    return {
+        r["run_id"]: r for r in runs if isinstance(r, dict) and isinstance(r.get("run_id"), str)
+    }
 
 
 def sweep_name(sweep_dir: str | os.PathLike[str]) -> str:
@@ -238,6 +263,9 @@ def write_summary(
     sort = sort or default_sort(results)
     rows = summary_rows(results, sort=sort, frontier=frontier, reference=reference)
     advice = recommend(results, tolerance=tolerance, min_speedup=min_speedup, reference=reference)
+    _meta, sweep_problem = read_json_object(sweep.sweep)
+    unreadable = [sweep_problem] if sweep_problem else []
+    unreadable += [p for r in results for p in r.unreadable]
     files = SummaryFiles(
         md=sweep.summary("md"),
         csv=sweep.summary("csv"),
@@ -247,6 +275,7 @@ def write_summary(
         rows=rows,
         frontier=[r.run_id for r in results if r.run_id in frontier],
         recommendation=advice,
+        unreadable=unreadable,
     )
     write_json_atomic(
         files.json,
@@ -257,6 +286,7 @@ def write_summary(
             "frontier": files.frontier,
             "recommendation": advice,
             "reference": reference.model_dump() if reference is not None else None,
+            "unreadable": unreadable,
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))

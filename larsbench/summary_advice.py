@@ -8,7 +8,7 @@ from typing import Any
 
 from larsbench.config import ReferenceConfig
 from larsbench.results import RunResult
-from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED
+from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED, UNREADABLE
 from larsbench.summary_format import duration, percent, rate
 
 # Accept a run this many top-1 points below the best for more speed.
@@ -326,7 +326,8 @@ def _not_counted_sentence(results: list[RunResult]) -> str:
     ended = [
         f"{r.run_id} ({r.status if r.status != COMPLETED else 'no top-1'})"
         for r in results
-        if r.status in (FAILED, DIVERGED, STOPPED) or (r.status == COMPLETED and not measured(r))
+        if r.status in (FAILED, DIVERGED, STOPPED, UNREADABLE)
+        or (r.status == COMPLETED and not measured(r))
     ]
     pending = [r for r in results if r.status in (RUNNING, QUEUED) or not r.status]
     parts = []

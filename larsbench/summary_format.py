@@ -130,7 +130,7 @@ _OPTIONAL_KEYS = {
 }
 _LEFT = ("text", "star")
 
-DID_NOT_FINISH = ("failed", "diverged", "stopped")
+DID_NOT_FINISH = ("failed", "diverged", "stopped", "unreadable")
 
 
 def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -20,6 +20,7 @@ from larsbench.config import (
     check_reference_ids,
     expand,
     parse_profile,
+    read_profile_file,
 )
 from larsbench.events import EventWriter, RunTail, SourcedEvent, iter_kind, read_events
 from larsbench.results import RunResult, fold_run
@@ -34,6 +35,7 @@ from larsbench.rundir import (
     SweepPaths,
     node_name,
     read_json,
+    read_json_object,
     write_json_atomic,
 )
 
@@ -53,16 +55,7 @@ def prepare_sweep(
     profile_path: Path, overrides: list[tuple[str, Any]], machine: Machine
 ) -> SweepPlan:
     """Read, override, validate and expand a profile; raises ConfigError naming file and key."""
-    import tomllib
-
-    try:
-        text = profile_path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{profile_path}: cannot read the profile: {err.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{profile_path}: not valid TOML: {err}") from None
+    text, raw = read_profile_file(profile_path)
     written = raw
     raw = apply_overrides(raw, overrides)
     source = str(profile_path) + (" with --set" if overrides else "")
@@ -135,27 +128,41 @@ class SweepBusyError(RuntimeError):
     """Another live `larsbench run` owns this output directory."""
 
 
-def _pid_alive(pid: int) -> bool:
+LOCK_FILE = ".larsbench.lock"
+
+
+@dataclass
+class SweepLock:
+    """An flock on SWEEP/.larsbench.lock held while `larsbench run` owns the folder; the file
+    holds the owner's pid. The kernel drops the lock when the process dies, however it dies."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def claim(out: SweepPaths) -> SweepLock:
+    """Own the sweep folder, or SweepBusyError naming the pid of the process that does."""
+    import fcntl
+
+    path = out.root / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def claim(out: SweepPaths) -> None:
-    """Refuse to run a sweep directory another live runner on this host is running."""
-    runner = read_json(out.runner)
-    if (
-        isinstance(runner, dict)
-        and runner.get("state") == "running"
-        and runner.get("host") == node_name()
-        and runner.get("pid") != os.getpid()
-        and _pid_alive(int(runner.get("pid", 0)))
-    ):
-        raise SweepBusyError(f"{out.root} is being run by larsbench pid {runner['pid']}")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise SweepBusyError(
+            f"--out {out.root}: another larsbench run (pid {holder}) is running this sweep; "
+            "wait for it, stop it, or use another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return SweepLock(path, fd)
 
 
 def _archive_attempt(paths: RunPaths) -> None:
@@ -178,6 +185,7 @@ def write_sweep_files(plan: SweepPlan, out: SweepPaths, fresh: bool = False) -> 
     An unfinished run with a checkpoint and the same configuration resumes from it; with
     `fresh`, or a changed configuration, its earlier files move under attempts/N instead.
     """
+    check_same_sweep(plan, out)
     out.root.mkdir(parents=True, exist_ok=True)
     out.profile.write_text(plan.profile_text, encoding="utf-8")
     write_json_atomic(
@@ -197,13 +205,7 @@ def write_sweep_files(plan: SweepPlan, out: SweepPaths, fresh: bool = False) -> 
         old = read_json(paths.config)
         state = paths.read_status().get("state", QUEUED)
         if state == COMPLETED and old is not None:
-            if old != run.to_dict():
-                changed = _diff_keys(old, run.to_dict())
-                raise ConfigError(
-                    f"{paths.root}: completed with a different configuration ({changed}); "
-                    "use another --out to keep both"
-                )
-            continue
+            continue  # check_same_sweep: the same configuration
         resumable = old == run.to_dict() and paths.has_checkpoint() and not fresh
         if old is not None and not resumable:
             _archive_attempt(paths)
@@ -211,6 +213,32 @@ def write_sweep_files(plan: SweepPlan, out: SweepPaths, fresh: bool = False) -> 
         paths.write_status(QUEUED)
         todo.append(run)
     return todo
+
+
+def check_same_sweep(plan: SweepPlan, out: SweepPaths) -> None:
+    """Before anything is written: ConfigError when --out holds another profile's sweep, or
+    a run completed under one of the plan's run ids with another configuration."""
+    meta, problem = read_json_object(out.sweep)
+    if problem:
+        raise ConfigError(
+            f"--out {out.root}: {problem}; move it away or use another --out (nothing written)"
+        )
+    if meta is not None and meta.get("name") != plan.profile.name:
+        raise ConfigError(
+            f"--out {out.root}: holds the sweep of profile {meta.get('name')!r}, not "
+            f"{plan.profile.name!r} ({out.sweep}); use another --out to keep both"
+        )
+    for run in plan.runs:
+        paths = out.run(run.run_id)
+        old, _problem = read_json_object(paths.config)  # a damaged one is redone, archived
+        if old is None or paths.read_status().get("state") != COMPLETED:
+            continue
+        if old != run.to_dict():
+            changed = _diff_keys(old, run.to_dict())
+            raise ConfigError(
+                f"{paths.root}: completed with a different configuration ({changed}); "
+                "use another --out to keep both"
+            )
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
@@ -273,7 +301,15 @@ class SweepRunner:
     def run(self) -> list[RunResult]:
         if self.node_rank > 0:
             return self._follow()
-        claim(self.out)
+        check_same_sweep(self.plan, self.out)  # before the lock file: another sweep's
+        self.out.root.mkdir(parents=True, exist_ok=True)  # folder is left as it was
+        lock = claim(self.out)
+        try:
+            return self._run_all()
+        finally:
+            lock.release()
+
+    def _run_all(self) -> list[RunResult]:
         self._started = round(time.time(), 3)
         todo = {r.run_id for r in write_sweep_files(self.plan, self.out, self.fresh)}
         self._write_runner("running", None)

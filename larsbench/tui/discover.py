@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import larsbench
+from larsbench.config import ConfigError, read_profile_file
 from larsbench.rundir import FINAL_STATES, RUNNING, SweepPaths, is_sweep_dir, read_json
 
 RECENT_LIMIT = 20
@@ -65,7 +65,7 @@ def find_profiles(dirs: list[Path]) -> list[ProfileEntry]:
                 continue
             seen.add(path.name)
             try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
+                _text, data = read_profile_file(path)
                 out.append(
                     ProfileEntry(
                         path,
@@ -73,7 +73,7 @@ def find_profiles(dirs: list[Path]) -> list[ProfileEntry]:
                         str(data.get("description") or ""),
                     )
                 )
-            except (OSError, tomllib.TOMLDecodeError) as err:
+            except ConfigError as err:
                 out.append(ProfileEntry(path, path.stem, error=str(err)))
     return out
 

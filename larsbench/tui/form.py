@@ -289,6 +289,8 @@ def error_key(line: str) -> tuple[str, str]:
 def _field_for(key: str, text: str) -> str | None:
     if key.startswith("sweep."):
         key = key.removeprefix("sweep.")
+    # A union's error names its branch: launch.nproc_per_node.int -> launch.nproc_per_node
+    key = ".".join(key.split(".")[:2])
     if key in FIELD_KEYS:
         return key
     if key in ("optimizer.name", OPTIMIZER):

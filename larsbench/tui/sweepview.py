@@ -41,8 +41,17 @@ class SweepView:
     recommendation: str = ""
     now: float = math.nan  # the injected clock when the snapshot was taken
     error: str = ""
+    unreadable: tuple[str, ...] = ()  # damaged files, each "PATH: why"; the rest is shown
     seq: int = 0  # increases with every snapshot
     results_seq: int = 0  # increases when results were reloaded
+
+    @property
+    def unreadable_note(self) -> str:
+        """The first damaged file and how many more: "" when every file read."""
+        if not self.unreadable:
+            return ""
+        more = f" (+{len(self.unreadable) - 1} more)" if len(self.unreadable) > 1 else ""
+        return f"unreadable: {self.unreadable[0]}{more}"
 
     @property
     def total(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from textual.message import Message
 
 from larsbench.events import RunTail
-from larsbench.results import RunResult, fold_run
+from larsbench.results import RunResult
 from larsbench.rundir import (
     QUEUED,
     RUNNING,
@@ -20,9 +20,9 @@ from larsbench.rundir import (
     SweepPaths,
     is_sweep_dir,
     node_name,
-    read_json,
+    read_json_object,
 )
-from larsbench.summary import load_results, pareto_frontier, recommend
+from larsbench.summary import load_results, load_run_result, pareto_frontier, recommend
 from larsbench.tui.state import RunState
 from larsbench.tui.sweepview import RunStatus, SweepView
 
@@ -135,6 +135,7 @@ class SweepWatcher:
         self._log: LogTail | None = None
         self._seq = 0
         self._last_key: tuple[Any, ...] | None = None
+        self._problems: dict[str, str] = {}  # damaged file -> "PATH: why"
 
     # --- called from the UI thread ----------------------------------------------------------
 
@@ -174,13 +175,24 @@ class SweepWatcher:
             self._run_ids = [self.root.name]
             return
         if self._changed(self.sweep.sweep):
-            data = read_json(self.sweep.sweep)
-            self._sweep_meta = data if isinstance(data, dict) else {}
+            data = self._read_object(self.sweep.sweep)
+            self._sweep_meta = data or {}
             self._run_ids = self.sweep.run_ids()
             self._results_dirty = True
-        if self._changed(self.root / "runner.json"):
-            data = read_json(self.root / "runner.json")
-            self._runner = data if isinstance(data, dict) else {}
+        if self._changed(self.sweep.runner):
+            self._runner = self._read_object(self.sweep.runner) or {}
+
+    def _read_object(self, path: Path) -> dict[str, Any] | None:
+        """A JSON object file; a damaged one is noted in `unreadable` and reads as None."""
+        data, problem = read_json_object(path)
+        self._note(str(path), problem)
+        return data
+
+    def _note(self, key: str, problem: str) -> None:
+        if problem:
+            self._problems[key] = problem
+        else:
+            self._problems.pop(key, None)
 
     def _run_paths(self, run_id: str) -> RunPaths:
         return RunPaths(self.root) if not self.is_sweep else self.sweep.run(run_id)
@@ -199,9 +211,11 @@ class SweepWatcher:
         return changed
 
     def _planned_config(self, run_id: str) -> dict[str, Any]:
-        for r in self._sweep_meta.get("runs") or []:
+        runs = self._sweep_meta.get("runs")
+        for r in runs if isinstance(runs, list) else []:
             if isinstance(r, dict) and r.get("run_id") == run_id:
-                return r.get("config") or {}
+                config = r.get("config")
+                return config if isinstance(config, dict) else {}
         return {}
 
     def _follow_target(self) -> str | None:
@@ -227,7 +241,7 @@ class SweepWatcher:
             return
         paths = self._run_paths(run_id)
         self._state = RunState(run_id)
-        self._state.set_config(read_json(paths.config) or self._planned_config(run_id))
+        self._state.set_config(self._read_object(paths.config) or self._planned_config(run_id))
         self._tail = RunTail(paths.root)
         self._log = LogTail(paths.logs_dir / LOG_FILE)
 
@@ -235,12 +249,10 @@ class SweepWatcher:
         if self.is_sweep:
             results = load_results(self.root)
         else:
-            stored = read_json(RunPaths(self.root).result)
-            if isinstance(stored, dict):
-                results = [RunResult.from_dict({**stored, "run_id": self.root.name})]
-            else:
-                results = [fold_run(RunPaths(self.root))]
+            results = [load_run_result(RunPaths(self.root))]
         self._results = tuple(results)
+        for r in results:
+            self._note(f"result:{r.run_id}", "; ".join(r.unreadable))
         self._frontier = frozenset(pareto_frontier(results))
         try:
             self._recommendation = recommend(results)
@@ -265,10 +277,16 @@ class SweepWatcher:
         if state is not None and self._tail is not None and self._log is not None:
             status = self._statuses.get(state.run_id, {})
             if status.get("state") != state.status.get("state") and not state.config:
-                state.set_config(read_json(self._run_paths(state.run_id).config) or {})
+                state.set_config(self._read_object(self._run_paths(state.run_id).config) or {})
             state.set_status(status)
             for item in self._tail.read_new():
-                state.add(item.source, item.event)
+                try:
+                    state.add(item.source, item.event)
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+                    where = self._run_paths(state.run_id).events_dir / f"{item.source}.jsonl"
+                    self._note(str(where), f"{where}: an event of unexpected shape ({err})")
+            for tail in self._tail.tails.values():
+                self._note(str(tail.path), tail.problem())
             state.add_log_lines(self._log.read_new())
         if self._results_dirty:
             self._load_results()
@@ -290,6 +308,7 @@ class SweepWatcher:
             self._results_seq,
             tuple(sorted((k, str(v)) for k, v in self._runner.items())),
             tuple((r, self._statuses.get(r, {}).get("state")) for r in self._run_ids),
+            tuple(self._problems.values()),
         )
         if key == self._last_key:
             return None
@@ -320,6 +339,7 @@ class SweepWatcher:
             recommendation=self._recommendation,
             now=now,
             error=error,
+            unreadable=tuple(dict.fromkeys(self._problems.values())),
             seq=self._seq,
             results_seq=self._results_seq,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -26,6 +25,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from larsbench.config import ConfigError, read_profile_file
 from larsbench.tui import runner_control
 from larsbench.tui.discover import ProfileEntry, SweepEntry, find_profiles, find_sweeps
 from larsbench.tui.form import EXTRA, FIELDS, FieldSpec, FormResult, ProfileForm, lr_text
@@ -150,9 +150,9 @@ class ConfigureScreen(Screen[None]):
     def load_profile(self, path: Path) -> None:
         title = self.query_one("#form-title", Static)
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            title.update(Text(f"{path}: {err}", style="bold red"))
+            _text, raw = read_profile_file(path)
+        except ConfigError as err:
+            title.update(Text(str(err), style="bold red"))
             return
         self.profile_path = path
         self.form = ProfileForm(raw, self.lapp.machine)

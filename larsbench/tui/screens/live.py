@@ -48,6 +48,8 @@ def header_text(view: SweepView | None) -> Text:
         t.append(f"  {view.error}", style="bold red")
         return t
     t.append(f"  sweep {view.name}" if view.is_sweep else "  run dir", style="bold")
+    if view.unreadable:
+        t.append(f"  {view.unreadable_note}", style="bold yellow")
     run = view.run
     if run is None:
         t.append("  no runs yet", style="dim")

@@ -50,6 +50,8 @@ def results_header(view: SweepView | None, sort: str, reverse: bool) -> Text:
         t.append("  (sweep running)", style="green")
     order = SORT_NAMES.get(sort, sort)
     t.append(f"  sorted by {order}{' reversed' if reverse else ''} (o / O)", style="dim")
+    if view.unreadable:
+        t.append(f"  {view.unreadable_note}", style="bold yellow")
     return t
 
 
