@@ -306,3 +306,24 @@ def test_launch_is_detached_and_logs_to_runner_log(tmp_path: Path, monkeypatch) 
     proc = runner_control.launch_sweep(Path("p.toml"), tmp_path / "out", [])
     assert os.getsid(proc.pid) == proc.pid != os.getsid(0)  # its own session (zombie or not)
     proc.wait(timeout=10)
+
+
+@sync
+async def test_results_screen_shows_the_reference_and_the_reproduction(tmp_path: Path) -> None:
+    # A [reference] table added to the sweep's profile after the sweep ran counts, as in report.
+    _, _, sweep = fixture_tree(tmp_path)
+    profile = sweep / "profile.toml"
+    profile.write_text(
+        profile.read_text()
+        + '\n[reference]\nsource = "the study"\ntolerance = 0.5\n'
+        + '[reference.top1]\n"bs64-larc-tc0.02" = 93.5\n'
+    )
+    app = app_for(tmp_path, sweep)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_until(pilot, lambda: app.view is not None and app.view.reference is not None)
+        await wait_until(pilot, lambda: "reproduce it" in screen_text(app))
+        text = screen_text(app)
+        assert "Against the" in text
+        assert "ref top-1" in text and "vs ref" in text
+        row = next(ln for ln in text.splitlines() if ln.startswith(" bs64-larc-tc0.02"))
+        assert "93.78%" in row and "93.50%" in row and "+0.28" in row

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from larsbench.config import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
 from larsbench.tui.format import is_num
@@ -38,6 +39,7 @@ class SweepView:
     run: RunView | None = None
     results: tuple[RunResult, ...] = ()
     frontier: frozenset[str] = frozenset()
+    reference: ReferenceConfig | None = None  # the profile's [reference] table, if any
     recommendation: str = ""
     now: float = math.nan  # the injected clock when the snapshot was taken
     error: str = ""

@@ -11,7 +11,9 @@ from typing import Any
 
 from textual.message import Message
 
+from larsbench.config import ConfigError, ReferenceConfig
 from larsbench.events import RunTail
+from larsbench.reference import sweep_reference
 from larsbench.results import RunResult
 from larsbench.rundir import (
     QUEUED,
@@ -126,6 +128,7 @@ class SweepWatcher:
         self._run_ids: list[str] = []
         self._results: tuple[RunResult, ...] = ()
         self._frontier: frozenset[str] = frozenset()
+        self._reference: ReferenceConfig | None = None
         self._recommendation = ""
         self._results_dirty = True
         self._results_seq = 0
@@ -254,8 +257,15 @@ class SweepWatcher:
         for r in results:
             self._note(f"result:{r.run_id}", "; ".join(r.unreadable))
         self._frontier = frozenset(pareto_frontier(results))
+        self._reference = None
+        if self.is_sweep:
+            try:  # the profile's [reference] as it reads now, as `larsbench report` does
+                self._reference = sweep_reference(self.root)
+                self._note("reference", "")
+            except ConfigError as err:
+                self._note("reference", str(err))
         try:
-            self._recommendation = recommend(results)
+            self._recommendation = recommend(results, reference=self._reference)
         except Exception as err:  # a summary bug must not take the viewer down
             self._recommendation = f"(no recommendation: {type(err).__name__}: {err})"
         self._results_dirty = False
@@ -336,6 +346,7 @@ class SweepWatcher:
             run=state.view() if state else None,
             results=self._results,
             frontier=self._frontier,
+            reference=self._reference,
             recommendation=self._recommendation,
             now=now,
             error=error,

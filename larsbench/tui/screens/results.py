@@ -92,6 +92,8 @@ DROP_ORDER = (
     "energy_j_per_image",
     "gpu_util_mean",
     "images_per_sec_per_gpu",
+    "reference_top1",
+    "reference_delta",
     "epochs",
     "model",
     "train_seconds",
@@ -226,7 +228,12 @@ class ResultsScreen(Screen[None]):
         if key == self._table_key:
             return
         self._table_key = key
-        rows = summary_rows(list(view.results), sort=self.sort, frontier=set(view.frontier))
+        rows = summary_rows(
+            list(view.results),
+            sort=self.sort,
+            frontier=set(view.frontier),
+            reference=view.reference,
+        )
         if self.reverse:
             rows = rows[::-1]
         table = self.query_one("#results-table", DataTable)
