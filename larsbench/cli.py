@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write the summary of a sweep again from disk")
     report.add_argument("dir", type=Path)
+
+    doctor = sub.add_parser(
+        "doctor", help="preflight this node for a profile: a verdict table (docs/doctor.md)"
+    )
+    doctor.add_argument("--profile", type=Path, default=None, help="profile TOML (default: smoke)")
+    doctor.add_argument("--quick", action="store_true", help="fewer steps and smaller messages")
+    doctor.add_argument("--json", type=Path, default=None, help="also write the verdicts here")
     return parser
 
 
@@ -100,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_slurm(args)
     if args.command == "report":
         return cmd_report(args.dir)
+    if args.command == "doctor":
+        return cmd_doctor(args.profile or default_profile(), args.quick, args.json)
     if args.command == "watch":
         if not args.dir.is_dir():
             return fail(f"{args.dir}: no such directory")
@@ -281,6 +290,29 @@ def cmd_report(directory: Path) -> int:
         console.print(summary.recommendation, highlight=False)
     console.print(f"summary: {directory / 'summary.md'} (.csv .json .png)")
     return EXIT_OK
+
+
+def cmd_doctor(profile: Path, quick: bool, json_path: Path | None) -> int:
+    from larsbench.config import ConfigError
+    from larsbench.doctor.preflight import run_doctor
+    from larsbench.doctor.report import closing_line, verdict_table, write_report
+
+    console = make_console()
+    try:
+        report, kept = run_doctor(profile, quick, lambda line: print(line, file=sys.stderr))
+    except ConfigError as err:
+        return fail(str(err))
+    console.print(verdict_table(report))
+    console.print(closing_line(report), highlight=False)
+    if kept is not None:
+        console.print(f"logs of the failed checks: {kept}", highlight=False)
+    if json_path is not None:
+        try:
+            write_report(report, json_path)
+        except OSError as err:
+            return fail(f"--json {json_path}: cannot write there ({err.strerror or err})")
+        console.print(f"verdicts: {json_path}", highlight=False)
+    return report.exit_code
 
 
 if __name__ == "__main__":

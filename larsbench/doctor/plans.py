@@ -1,0 +1,58 @@
+"""The doctor's sweeps: the user's profile with the doctor's settings and sweep, run for real."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from larsbench.config import Machine, RunConfig, apply_overrides, expand, parse_profile
+from larsbench.events import SourcedEvent
+from larsbench.results import RunResult
+from larsbench.rundir import SweepPaths
+from larsbench.sweep import QuietObserver, SweepPlan, SweepRunner
+
+# Every doctor run is local to this node, however many nodes the profile trains on.
+LOCAL = [("launch.nnodes", 1), ("launch.rdzv_endpoint", ""), ("launch.max_restarts", 0)]
+
+
+def doctor_plan(
+    profile_path: Path,
+    overrides: list[tuple[str, Any]],
+    sweep: dict[str, list[Any]],
+    machine: Machine,
+) -> SweepPlan:
+    """The profile with `overrides` set and its sweep replaced by `sweep` (ConfigError if bad)."""
+    text = profile_path.read_text(encoding="utf-8")
+    source = f"{profile_path} (doctor)"
+    raw = apply_overrides(tomllib.loads(text), [*LOCAL, *overrides], source)
+    raw["sweep"] = sweep
+    profile = parse_profile(raw, source)
+    settings = [*LOCAL, *overrides, *((f"sweep.{k}", v) for k, v in sweep.items())]
+    return SweepPlan(profile, profile_path, text, settings, expand(profile, machine, source))
+
+
+@dataclass
+class EventLog(QuietObserver):
+    """Keeps each run's rank-0 events as they arrive; `on_event` may ask the runner to stop."""
+
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    on_event: Any = None  # callable(run_id, event) or None
+    runner: SweepRunner | None = None  # set by run_plan, so that on_event can stop a run
+
+    def run_events(self, run: RunConfig, events: list[SourcedEvent]) -> None:
+        for e in events:
+            if e.source != "rank0":
+                continue
+            self.events.setdefault(run.run_id, []).append(e.event)
+            if self.on_event is not None:
+                self.on_event(run.run_id, e.event)
+
+
+def run_plan(plan: SweepPlan, out: Path, observer: EventLog | None = None) -> list[RunResult]:
+    """Each run of the plan through the sweep runner and torchrun, as `larsbench run` does."""
+    observer = observer or EventLog()
+    runner = SweepRunner(plan, SweepPaths(out), observer, poll_seconds=0.1, telemetry=False)
+    observer.runner = runner
+    return runner.run()
