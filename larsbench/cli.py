@@ -294,10 +294,13 @@ def cmd_report(directory: Path) -> int:
 
 def cmd_doctor(profile: Path, quick: bool, json_path: Path | None) -> int:
     from larsbench.config import ConfigError
+    from larsbench.doctor.plans import request_stop, stop_requested
     from larsbench.doctor.preflight import run_doctor
     from larsbench.doctor.report import closing_line, verdict_table, write_report
 
     console = make_console()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop the check's torchrun group, then report
+        signal.signal(sig, lambda signum, _f: request_stop(signal.Signals(signum).name))
     try:
         report, kept = run_doctor(profile, quick, lambda line: print(line, file=sys.stderr))
     except ConfigError as err:
@@ -312,7 +315,7 @@ def cmd_doctor(profile: Path, quick: bool, json_path: Path | None) -> int:
         except OSError as err:
             return fail(f"--json {json_path}: cannot write there ({err.strerror or err})")
         console.print(f"verdicts: {json_path}", highlight=False)
-    return report.exit_code
+    return EXIT_INTERRUPTED if stop_requested() else report.exit_code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,21 @@ from larsbench.results import RunResult
 from larsbench.rundir import SweepPaths
 from larsbench.sweep import QuietObserver, SweepPlan, SweepRunner
 
+_active: list[SweepRunner] = []  # the runner of the check now running, for request_stop
+_stopped: list[str] = []
+
+
+def request_stop(why: str = "doctor stopped") -> None:
+    """From a signal handler: stop the run in progress (its torchrun group) and what is left."""
+    _stopped.append(why)
+    for runner in _active:
+        runner.stop_sweep(why)
+
+
+def stop_requested() -> bool:
+    return bool(_stopped)
+
+
 # Every doctor run is local to this node, however many nodes the profile trains on.
 LOCAL = [("launch.nnodes", 1), ("launch.rdzv_endpoint", ""), ("launch.max_restarts", 0)]
 
@@ -55,4 +70,10 @@ def run_plan(plan: SweepPlan, out: Path, observer: EventLog | None = None) -> li
     observer = observer or EventLog()
     runner = SweepRunner(plan, SweepPaths(out), observer, poll_seconds=0.1, telemetry=False)
     observer.runner = runner
-    return runner.run()
+    if stop_requested():
+        return []
+    _active.append(runner)
+    try:
+        return runner.run()
+    finally:
+        _active.remove(runner)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from larsbench.config import Machine
-from larsbench.doctor import bandwidth, data_check, devices, speed, storage, training_path
+from larsbench.doctor import bandwidth, data_check, devices, plans, speed, storage, training_path
 from larsbench.doctor.verdict import FAIL, WARN, DoctorReport, Verdict
 from larsbench.rundir import node_name
 from larsbench.sweep import prepare_sweep
@@ -113,6 +113,8 @@ def run_doctor(
     checks = [*device_checks, ("data", check_data), ("storage", check_storage)]
     checks.append(("training path", check_path))
     for name, fn in checks:
+        if plans.stop_requested():
+            break
         if not ready and name in ("all-reduce", "training speed", "training path"):
             report.add(
                 Verdict(
@@ -125,7 +127,7 @@ def run_doctor(
             )
             continue
         _guarded(name, report, progress, fn)
-    if run.device == "cuda" and ready:
+    if run.device == "cuda" and ready and not plans.stop_requested():
         from larsbench.doctor import cuda_checks
 
         _guarded("LARC no-sync on CUDA", report, progress, cuda_checks.run_larc_nosync)
@@ -136,6 +138,16 @@ def run_doctor(
             lambda: cuda_checks.run_optimizer_step(10 if quick else 30),
         )
     report.seconds = time.monotonic() - started
+    if plans.stop_requested():
+        report.add(
+            Verdict(
+                "doctor",
+                "stopped by a signal",
+                "all checks run",
+                WARN,
+                "the checks after this point did not run: run doctor again",
+            )
+        )
     if report.failed:
         return report, work
     shutil.rmtree(work, ignore_errors=True)
