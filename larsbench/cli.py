@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--profile", type=Path, default=None, help="profile TOML (default: smoke)")
     doctor.add_argument("--quick", action="store_true", help="fewer steps and smaller messages")
     doctor.add_argument("--json", type=Path, default=None, help="also write the verdicts here")
+    doctor.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile key, as for run (e.g. launch.nproc_per_node=auto)",
+    )
     return parser
 
 
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return cmd_report(args.dir)
     if args.command == "doctor":
-        return cmd_doctor(args.profile or default_profile(), args.quick, args.json)
+        return cmd_doctor(args.profile or default_profile(), args.quick, args.json, args.overrides)
     if args.command == "watch":
         if not args.dir.is_dir():
             return fail(f"{args.dir}: no such directory")
@@ -292,8 +300,8 @@ def cmd_report(directory: Path) -> int:
     return EXIT_OK
 
 
-def cmd_doctor(profile: Path, quick: bool, json_path: Path | None) -> int:
-    from larsbench.config import ConfigError
+def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[str]) -> int:
+    from larsbench.config import ConfigError, parse_override
     from larsbench.doctor.plans import request_stop, stop_requested
     from larsbench.doctor.preflight import run_doctor
     from larsbench.doctor.report import closing_line, verdict_table, write_report
@@ -302,7 +310,10 @@ def cmd_doctor(profile: Path, quick: bool, json_path: Path | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):  # stop the check's torchrun group, then report
         signal.signal(sig, lambda signum, _f: request_stop(signal.Signals(signum).name))
     try:
-        report, kept = run_doctor(profile, quick, lambda line: print(line, file=sys.stderr))
+        overrides = [parse_override(item) for item in sets]
+        report, kept = run_doctor(
+            profile, quick, overrides, lambda line: print(line, file=sys.stderr)
+        )
     except ConfigError as err:
         return fail(str(err))
     console.print(verdict_table(report))

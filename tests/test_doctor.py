@@ -379,3 +379,31 @@ def test_doctor_on_a_bad_profile_exits_2_naming_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[train]\nepochz = 3\n')
     assert main(["doctor", "--profile", str(bad)]) == 2
+
+
+# --- the doctor's plans: the real sweep machinery, the profile's launch -----------------------
+
+
+def test_the_speed_plan_times_resnet50_at_1_and_all_ranks_with_sgd_and_larc() -> None:
+    machine = Machine(gpus=0, cpus=2)
+    base = prepare_sweep(PROFILES / "smoke.toml", [("launch.threads_per_rank", 1)], machine)
+    plan = speed.speed_plan(base, base.runs[0], machine, quick=True)
+    got = sorted((r.nproc_per_node, r.optimizer.name) for r in plan.runs)
+    assert got == [(1, "larc"), (1, "sgd"), (2, "larc"), (2, "sgd")]
+    for r in plan.runs:
+        assert r.model.arch == "resnet50" and r.train.mode == "throughput"
+        assert r.per_rank_batch == 4 and r.data.source == "synthetic" and r.launch.nnodes == 1
+    assert ("launch.threads_per_rank", 1) in plan.overrides  # the user's --set comes along
+
+
+def test_the_path_plan_is_one_larc_run_on_the_generated_jpegs(tmp_path: Path) -> None:
+    from larsbench.doctor.training_path import path_plan, write_jpegs
+
+    machine = Machine(gpus=0, cpus=2)
+    base = prepare_sweep(PROFILES / "smoke.toml", [], machine)
+    images = write_jpegs(tmp_path, ranks=2)
+    [run] = path_plan(base, base.runs[0], machine, tmp_path).runs
+    assert run.optimizer.name == "larc" and run.data.source == "imagefolder"
+    assert run.nproc_per_node == 2 and run.train.checkpoint_every == 1
+    assert images // run.train.batch_size == 12  # steps per epoch
+    assert data_check.class_count(run) == 2

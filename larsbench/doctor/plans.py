@@ -33,19 +33,21 @@ LOCAL = [("launch.nnodes", 1), ("launch.rdzv_endpoint", ""), ("launch.max_restar
 
 
 def doctor_plan(
-    profile_path: Path,
+    base: SweepPlan,
     overrides: list[tuple[str, Any]],
     sweep: dict[str, list[Any]],
     machine: Machine,
 ) -> SweepPlan:
-    """The profile with `overrides` set and its sweep replaced by `sweep` (ConfigError if bad)."""
-    text = profile_path.read_text(encoding="utf-8")
-    source = f"{profile_path} (doctor)"
-    raw = apply_overrides(tomllib.loads(text), [*LOCAL, *overrides], source)
+    """The user's profile (and --set) with the doctor's `overrides` set and its sweep replaced
+    by `sweep` (ConfigError if bad)."""
+    source = f"{base.profile_path} (doctor)"
+    settings = [*base.overrides, *LOCAL, *overrides]
+    raw = apply_overrides(tomllib.loads(base.profile_text), settings, source)
     raw["sweep"] = sweep
     profile = parse_profile(raw, source)
-    settings = [*LOCAL, *overrides, *((f"sweep.{k}", v) for k, v in sweep.items())]
-    return SweepPlan(profile, profile_path, text, settings, expand(profile, machine, source))
+    settings += [(f"sweep.{k}", v) for k, v in sweep.items()]
+    runs = expand(profile, machine, source)
+    return SweepPlan(profile, base.profile_path, base.profile_text, settings, runs)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from larsbench.config import Machine
 from larsbench.doctor import bandwidth, data_check, devices, plans, speed, storage, training_path
@@ -39,6 +40,7 @@ def _guarded(name: str, report: DoctorReport, progress: Progress, fn: Callable[[
 def run_doctor(
     profile_path: Path,
     quick: bool,
+    overrides: list[tuple[str, Any]] | None = None,
     progress: Progress = lambda _line: None,
     machine: Machine | None = None,
 ) -> tuple[DoctorReport, Path | None]:
@@ -46,7 +48,7 @@ def run_doctor(
     folder when it was kept (something failed: its logs are there). ConfigError if the profile
     is invalid."""
     machine = machine or Machine.here()
-    plan = prepare_sweep(profile_path, [], machine)
+    plan = prepare_sweep(profile_path, overrides or [], machine)
     run = plan.runs[0]
     report = DoctorReport(str(profile_path), quick, node_name())
     started = time.monotonic()
@@ -82,7 +84,7 @@ def run_doctor(
         return bandwidth.judge_bandwidth(result, error, expected)
 
     def check_speed() -> list[Verdict]:
-        results = speed.measure_speed(profile_path, run, machine, quick, work)
+        results = speed.measure_speed(plan, run, machine, quick, work)
         return speed.judge_speed(results, run.device, gpu_name, run.train.amp)
 
     def check_data() -> list[Verdict]:
@@ -106,7 +108,7 @@ def run_doctor(
         ]
 
     def check_path() -> Verdict:
-        trace = training_path.measure_training_path(profile_path, run, machine, work)
+        trace = training_path.measure_training_path(plan, run, machine, work)
         return training_path.judge_training_path(trace, work / "path")
 
     device_checks = [("all-reduce", check_bandwidth), ("training speed", check_speed)]

@@ -13,6 +13,7 @@ from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
 from larsbench.gpu_reference import reference_speed
 from larsbench.results import RunResult
 from larsbench.scaling import LOW_EFFICIENCY, scaling_rows
+from larsbench.sweep import SweepPlan
 
 # img/s against the published figure: below 80% warn, below 50% fail.
 SPEED_WARN, SPEED_FAIL = 0.8, 0.5
@@ -37,7 +38,7 @@ def speed_settings(device: str, quick: bool) -> SpeedSettings:
     return SpeedSettings(32, 4, 1, 2) if quick else SpeedSettings(64, 8, 2, 5)
 
 
-def speed_plan(profile_path: Path, run: RunConfig, machine: Machine, quick: bool) -> Any:
+def speed_plan(base: SweepPlan, run: RunConfig, machine: Machine, quick: bool) -> Any:
     """ResNet50 throughput runs at 1 and all local ranks x {SGD, LARC}, the profile's amp."""
     s = speed_settings(run.device, quick)
     tc = run.optimizer.trust_coefficient
@@ -65,13 +66,13 @@ def speed_plan(profile_path: Path, run: RunConfig, machine: Machine, quick: bool
         "launch.nproc_per_node": ranks,
         "optimizer": [{"name": "sgd"}, {"name": "larc", "trust_coefficient": tc}],
     }
-    return doctor_plan(profile_path, overrides, sweep, machine)
+    return doctor_plan(base, overrides, sweep, machine)
 
 
 def measure_speed(
-    profile_path: Path, run: RunConfig, machine: Machine, quick: bool, work: Path
+    base: SweepPlan, run: RunConfig, machine: Machine, quick: bool, work: Path
 ) -> list[RunResult]:
-    return run_plan(speed_plan(profile_path, run, machine, quick), work / "speed")
+    return run_plan(speed_plan(base, run, machine, quick), work / "speed")
 
 
 def _unit(device: str, n: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from larsbench.config import Machine, RunConfig
 from larsbench.doctor.plans import EventLog, doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
+from larsbench.sweep import SweepPlan
 
 CLASSES = 2
 IMAGE_SIZE = 32
@@ -37,7 +38,7 @@ def write_jpegs(root: Path, ranks: int) -> int:
     return per_class["train"] * CLASSES
 
 
-def path_plan(profile_path: Path, run: RunConfig, machine: Machine, data_root: Path) -> Any:
+def path_plan(base: SweepPlan, run: RunConfig, machine: Machine, data_root: Path) -> Any:
     """One small LARC run of the profile's launch, amp and decoder on the generated JPEGs."""
     overrides: list[tuple[str, Any]] = [
         ("name", f"{run.profile_name}-doctor-path"),
@@ -64,7 +65,7 @@ def path_plan(profile_path: Path, run: RunConfig, machine: Machine, data_root: P
         ("optimizer.name", "larc"),
         ("optimizer.stats_every", 2),
     ]
-    return doctor_plan(profile_path, overrides, {}, machine)
+    return doctor_plan(base, overrides, {}, machine)
 
 
 @dataclass
@@ -86,13 +87,13 @@ def _end(events: list[dict[str, Any]]) -> str:
 
 
 def measure_training_path(
-    profile_path: Path, run: RunConfig, machine: Machine, work: Path
+    base: SweepPlan, run: RunConfig, machine: Machine, work: Path
 ) -> PathTrace:
     import time
 
     started = time.monotonic()
     write_jpegs(work / "jpegs", run.nproc_per_node)
-    plan = path_plan(profile_path, run, machine, work / "jpegs")
+    plan = path_plan(base, run, machine, work / "jpegs")
     out = work / "path"
 
     def stop_in_epoch_2(_run_id: str, event: dict[str, Any]) -> None:
