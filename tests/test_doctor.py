@@ -407,3 +407,23 @@ def test_the_path_plan_is_one_larc_run_on_the_generated_jpegs(tmp_path: Path) ->
     assert run.nproc_per_node == 2 and run.train.checkpoint_every == 1
     assert images // run.train.batch_size == 12  # steps per epoch
     assert data_check.class_count(run) == 2
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "larsbench.doctor.preflight",
+        "larsbench.doctor.report",
+        "larsbench.doctor.cuda_checks",
+        "larsbench.tui.screens.doctor",
+    ],
+)
+def test_the_doctor_process_imports_no_torch(module: str) -> None:
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print('torch' in sys.modules, 'textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    torch_loaded, textual_loaded = out.stdout.split()
+    assert torch_loaded == "False"
+    assert textual_loaded == str(module.startswith("larsbench.tui"))
