@@ -307,8 +307,11 @@ def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[st
     from larsbench.doctor.report import closing_line, verdict_table, write_report
 
     console = make_console()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # stop the check's torchrun group, then report
-        signal.signal(sig, lambda signum, _f: request_stop(signal.Signals(signum).name))
+
+    def on_stop(signum: int, _frame: object) -> None:  # stop the check's torchrun group
+        request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         overrides = [parse_override(item) for item in sets]
         report, kept = run_doctor(
@@ -316,6 +319,9 @@ def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[st
         )
     except ConfigError as err:
         return fail(str(err))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console.print(verdict_table(report))
     console.print(closing_line(report), highlight=False)
     if kept is not None:

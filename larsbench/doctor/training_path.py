@@ -10,6 +10,8 @@ from typing import Any
 from larsbench.config import Machine, RunConfig
 from larsbench.doctor.plans import EventLog, doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
+from larsbench.events import read_events
+from larsbench.rundir import SweepPaths
 from larsbench.sweep import SweepPlan
 
 CLASSES = 2
@@ -110,9 +112,12 @@ def measure_training_path(
         reason=first.reason,
     )
     if first.status == "stopped":
-        again = EventLog()
-        [second] = run_plan(plan, out, again)
-        second_events = again.events.get(second.run_id, [])
+        [second] = run_plan(plan, out)
+        # The file, not the live tail: a tail that read past the checkpoint's offset before
+        # the resumed worker cut the file there can miss the events it rewrote (resume first).
+        events = read_events(SweepPaths(out).run(second.run_id).rank0_events)
+        starts = [i for i, e in enumerate(events) if e["kind"] == "resume"]
+        second_events = events[starts[-1] :] if starts else []
         trace.second_kinds = [e["kind"] for e in second_events]
         trace.second_end = _end(second_events)
         trace.second_state = second.status
