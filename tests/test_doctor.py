@@ -254,6 +254,19 @@ def test_the_feed_call_site_reports_a_missing_module(monkeypatch: pytest.MonkeyP
     assert data_check.measure_feed(run) == (None, data_check.FEED_MISSING)
 
 
+def test_the_feed_call_site_passes_the_run_to_check_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    seen = []
+    module = types.ModuleType("larsbench.feed")
+    module.check_feed = lambda run: seen.append(run) or feed(25_000)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "larsbench.feed", module)
+    run = prepare_sweep(PROFILES / "smoke.toml", [], Machine(gpus=0, cpus=2)).runs[0]
+    got, note = data_check.measure_feed(run)
+    assert seen == [run] and note == "" and data_check.judge_feed(got).status == OK
+
+
 def test_an_imagefolder_without_class_folders_fails(tmp_path: Path) -> None:
     run = prepare_sweep(
         PROFILES / "smoke.toml",

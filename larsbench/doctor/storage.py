@@ -48,7 +48,8 @@ def free_bytes(path: Path) -> int | None:
 
 
 def _gib(n: float) -> str:
-    return f"{n / GiB:.1f} GiB"
+    """Bytes as GiB, or MiB below 1 GiB (a small model's checkpoints)."""
+    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{n / (1 << 20):.1f} MiB"
 
 
 def judge_disk(where: Path, free: int | None, needed: int | None) -> Verdict:

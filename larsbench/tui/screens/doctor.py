@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,4 +96,6 @@ class DoctorScreen(ModalScreen[None]):
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)  # doctor stops its torchrun group
+        else:
+            shutil.rmtree(self.json_path.parent, ignore_errors=True)
         self.dismiss(None)
