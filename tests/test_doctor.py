@@ -155,9 +155,11 @@ def test_nvml_without_nvlink_fields_reads_no_interconnect(monkeypatch: pytest.Mo
 # --- devices --------------------------------------------------------------------------------
 
 
-def smi_text(gpus: list[devices.GpuReading]) -> str:
+def smi_text(gpus: list[devices.GpuReading], hotter: float = 0.0) -> str:
     return "\n".join(
-        f"{g.index}, {g.uuid}, {g.name}, {(g.memory_total or 0) // (1 << 20)}" for g in gpus
+        f"{g.index}, {g.uuid}, {g.name}, {(g.memory_total or 0) // (1 << 20)}, "
+        f"{(g.temperature or 0) + hotter:.0f}, {g.power_draw}"
+        for g in gpus
     )
 
 
@@ -194,6 +196,18 @@ def test_nvml_disagreeing_with_nvidia_smi_fails(monkeypatch: pytest.MonkeyPatch)
     v = devices.judge_nvml_vs_smi(gpus, devices.parse_smi(text))
     assert v is not None and v.status == FAIL and "GPU 0 memory" in v.measured
     assert "nvidia-ml-py" in v.advice
+
+
+def test_a_temperature_outside_nvidia_smis_readings_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeNvml(eight_gpus()))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpus = devices.read_nvml() or []
+    assert gpus[3].temperature == 63 and gpus[3].power_draw == 430
+    near = devices.parse_smi(smi_text(gpus, hotter=1)) + devices.parse_smi(smi_text(gpus))
+    assert devices.judge_nvml_vs_smi(gpus, near).status == OK  # type: ignore[union-attr]
+    far = devices.parse_smi(smi_text(gpus, hotter=10))
+    v = devices.judge_nvml_vs_smi(gpus, far)
+    assert v is not None and v.status == FAIL and "temperature 60 C vs 70..70" in v.measured
 
 
 def test_cpu_threads_beyond_the_cores_warn() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from larsbench import nvml
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
-from larsbench.telemetry.gpus import gpu_info, handle
+from larsbench.telemetry.gpus import gpu_info, handle, read_gpu
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -23,6 +23,8 @@ class GpuReading:
     name: str | None
     uuid: str | None
     memory_total: int | None  # bytes
+    temperature: float | None = None  # degrees C, a live reading
+    power_draw: float | None = None  # W, a live reading
 
 
 def read_nvml() -> list[GpuReading] | None:
@@ -31,12 +33,27 @@ def read_nvml() -> list[GpuReading] | None:
         return None
     out = []
     for index in nvml.visible_devices():
-        info = gpu_info(index, None, handle(index))
-        out.append(GpuReading(index, info.name, info.uuid, info.memory_total))
+        h = handle(index)
+        info, now = gpu_info(index, None, h), read_gpu(index, None, h)
+        out.append(
+            GpuReading(
+                index, info.name, info.uuid, info.memory_total, now.temperature, now.power_draw
+            )
+        )
     return out
 
 
-SMI_QUERY = "index,uuid,name,memory.total"
+SMI_QUERY = "index,uuid,name,memory.total,temperature.gpu,power.draw"
+# Live readings: ours must lie within nvidia-smi's just before and just after, give or take.
+TEMPERATURE_TOLERANCE = 2.0  # C
+POWER_TOLERANCE, POWER_RELATIVE = 25.0, 0.10  # W, and 10% of the higher reading
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:  # [N/A], [Not Supported]
+        return None
 
 
 def parse_smi(text: str) -> list[GpuReading]:
@@ -45,14 +62,24 @@ def parse_smi(text: str) -> list[GpuReading]:
     rows = []
     for line in text.strip().splitlines():
         cells = [c.strip() for c in line.split(",")]
-        if len(cells) != 4 or not cells[0].isdigit():
+        if len(cells) != 6 or not cells[0].isdigit():
             continue
-        try:
-            memory = int(float(cells[3]) * MiB)
-        except ValueError:  # [N/A]
-            memory = None
-        rows.append(GpuReading(int(cells[0]), cells[2], cells[1], memory))
+        mib = _number(cells[3])
+        memory = None if mib is None else int(mib * MiB)
+        temperature, power = _number(cells[4]), _number(cells[5])
+        rows.append(GpuReading(int(cells[0]), cells[2], cells[1], memory, temperature, power))
     return rows
+
+
+def read_bracketed() -> tuple[list[GpuReading] | None, list[GpuReading] | None]:
+    """NVML's readings between two nvidia-smi queries: (ours, nvidia-smi before + after), the
+    second a list of before rows followed by after rows (None without nvidia-smi)."""
+    before = read_smi()
+    ours = read_nvml()
+    after = read_smi()
+    if before is None or after is None:
+        return ours, None
+    return ours, before + after
 
 
 def read_smi() -> list[GpuReading] | None:
@@ -128,19 +155,41 @@ def judge_devices(
     return Verdict("devices", measured, expected, OK, figures={"gpus": len(gpus)})
 
 
+def _live_problems(g: GpuReading, rows: list[GpuReading]) -> list[str]:
+    """Temperature and power of NVML's reading outside nvidia-smi's readings around it."""
+    out = []
+    for field, unit, tol, rel in (
+        ("temperature", "C", TEMPERATURE_TOLERANCE, 0.0),
+        ("power_draw", "W", POWER_TOLERANCE, POWER_RELATIVE),
+    ):
+        ours = getattr(g, field)
+        theirs = [getattr(r, field) for r in rows if getattr(r, field) is not None]
+        if ours is None or not theirs:
+            continue  # not supported on this GPU: nothing to compare
+        lo, hi = min(theirs), max(theirs)
+        if not lo - tol - rel * hi <= ours <= hi + tol + rel * hi:
+            out.append(f"GPU {g.index} {field} {ours:.0f} {unit} vs {lo:.0f}..{hi:.0f}")
+    return out
+
+
 def judge_nvml_vs_smi(
     gpus: list[GpuReading] | None, smi: list[GpuReading] | None
 ) -> Verdict | None:
-    """NVML through larsbench against nvidia-smi, GPU by GPU (by UUID); None on a CPU node."""
+    """NVML through larsbench against nvidia-smi, GPU by GPU (by UUID; `smi` may hold rows
+    read before and after ours); None on a CPU node."""
     if gpus is None:
         return None
-    expected = "same GPUs, names and memory"
+    expected = "same GPUs, names, memory; temperature and power within nvidia-smi's"
     if smi is None:
         return Verdict("nvml vs nvidia-smi", "nvidia-smi not found", expected, OK)
-    by_uuid = {g.uuid: g for g in smi}
+    by_uuid: dict[str | None, list[GpuReading]] = {}
+    for row in smi:
+        by_uuid.setdefault(row.uuid, []).append(row)
     problems = []
     for g in gpus:
-        other = by_uuid.get(g.uuid)
+        rows = by_uuid.get(g.uuid, [])
+        other = rows[0] if rows else None
+        problems += _live_problems(g, rows)
         if other is None:
             problems.append(f"GPU {g.index} ({g.uuid}) missing from nvidia-smi")
             continue
@@ -151,7 +200,7 @@ def judge_nvml_vs_smi(
         elif abs(g.memory_total - other.memory_total) > MEMORY_TOLERANCE:
             ours, theirs = g.memory_total / MiB, other.memory_total / MiB
             problems.append(f"GPU {g.index} memory {ours:.0f} vs {theirs:.0f} MiB")
-    measured = f"{len(gpus)} GPUs read, {len(smi)} in nvidia-smi"
+    measured = f"{len(gpus)} GPUs read, {len({r.uuid for r in smi})} in nvidia-smi"
     if problems:
         return Verdict(
             "nvml vs nvidia-smi",

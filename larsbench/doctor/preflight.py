@@ -53,7 +53,7 @@ def run_doctor(
     report = DoctorReport(str(profile_path), quick, node_name())
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="larsbench-doctor-"))
-    gpus = devices.read_nvml() if run.device == "cuda" else None
+    gpus, smi = devices.read_bracketed() if run.device == "cuda" else (None, None)
     gpu_name = gpus[0].name if gpus else None
 
     def check_devices() -> list[Verdict]:
@@ -62,7 +62,7 @@ def run_doctor(
                 run.device, run.nproc_per_node, run.threads_per_rank, machine.cpus, gpus
             )
         ]
-        cross = devices.judge_nvml_vs_smi(gpus, devices.read_smi() if gpus is not None else None)
+        cross = devices.judge_nvml_vs_smi(gpus, smi)
         return out + ([cross] if cross else [])
 
     _guarded("devices", report, progress, check_devices)
