@@ -52,7 +52,9 @@ def speed_plan(base: SweepPlan, run: RunConfig, machine: Machine, quick: bool) -
         ("data.source", "synthetic"),
         ("data.image_size", s.image_size),
         ("data.num_classes", 1000),
-        ("data.workers", 0),
+        # On a GPU the profile's loader workers collate the synthetic batches in parallel, as
+        # in its own throughput runs; on the CPU they would only take the ranks' cores.
+        ("data.workers", run.data.workers if run.device == "cuda" else 0),
         ("train.mode", "throughput"),
         ("train.batch_per_rank", s.batch_per_rank),
         ("train.throughput_warmup_steps", s.warmup_steps),
