@@ -100,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", type=Path, default=None, help="TensorBoard log dir (default: SWEEP/tensorboard)"
     )
+    doctor = sub.add_parser(
+        "doctor", help="preflight this node for a profile: a verdict table (docs/doctor.md)"
+    )
+    doctor.add_argument("--profile", type=Path, default=None, help="profile TOML (default: smoke)")
+    doctor.add_argument("--quick", action="store_true", help="fewer steps and smaller messages")
+    doctor.add_argument("--json", type=Path, default=None, help="also write the verdicts here")
+    doctor.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile key, as for run (e.g. launch.nproc_per_node=auto)",
+    )
     return parser
 
 
@@ -126,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args.dir)
     if args.command == "export":
         return cmd_export(args.dir, args.out)
+    if args.command == "doctor":
+        return cmd_doctor(args.profile or default_profile(), args.quick, args.json, args.overrides)
     if args.command == "watch":
         if not args.dir.is_dir():
             return fail(f"{args.dir}: no such directory")
@@ -357,6 +373,41 @@ def cmd_report(directory: Path) -> int:
         console.print(summary.recommendation, highlight=False)
     console.print(f"summary: {directory / 'summary.md'} (.csv .json .png)")
     return EXIT_OK
+
+
+def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[str]) -> int:
+    from larsbench.config import ConfigError, parse_override
+    from larsbench.doctor.plans import request_stop, stop_requested
+    from larsbench.doctor.preflight import run_doctor
+    from larsbench.doctor.report import closing_line, verdict_table, write_report
+
+    console = make_console()
+
+    def on_stop(signum: int, _frame: object) -> None:  # stop the check's torchrun group
+        request_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        overrides = [parse_override(item) for item in sets]
+        report, kept = run_doctor(
+            profile, quick, overrides, lambda line: print(line, file=sys.stderr)
+        )
+    except ConfigError as err:
+        return fail(str(err))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print(verdict_table(report))
+    console.print(closing_line(report), highlight=False)
+    if kept is not None:
+        console.print(f"logs of the failed checks: {kept}", highlight=False)
+    if json_path is not None:
+        try:
+            write_report(report, json_path)
+        except OSError as err:
+            return fail(f"--json {json_path}: cannot write there ({err.strerror or err})")
+        console.print(f"verdicts: {json_path}", highlight=False)
+    return EXIT_INTERRUPTED if stop_requested() else report.exit_code
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class ConfigureScreen(Screen[None]):
         Binding("ctrl+r", "launch", "Launch", priority=True),
         Binding("ctrl+s", "save_profile", "Save as profile", priority=True),
         Binding("w", "watch_selected", "Watch sweep"),
+        Binding("ctrl+d", "doctor", "Doctor", priority=True),
     ]
 
     def __init__(self) -> None:
@@ -313,6 +314,15 @@ class ConfigureScreen(Screen[None]):
             self.notify("Highlight a recent sweep to watch it.", severity="warning")
 
     # --- launch and save ------------------------------------------------------------------------
+
+    def action_doctor(self) -> None:
+        """`larsbench doctor --quick` for the profile file (as saved), in a dialog."""
+        from larsbench.tui.screens.doctor import DoctorScreen
+
+        if self.profile_path is None:
+            self.notify("Pick a profile first.", severity="warning")
+            return
+        self.app.push_screen(DoctorScreen(self.profile_path))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":
