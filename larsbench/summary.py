@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from larsbench.feed import feed_markdown
 from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import QUEUED, SweepPaths, read_json, write_json_atomic
 from larsbench.scaling import scaling_markdown, scaling_rows
@@ -242,7 +243,7 @@ def write_summary(
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))
-    extra = scaling_markdown(scaling_rows(results))
+    extra = feed_markdown(sweep.root) + scaling_markdown(scaling_rows(results))
     _write_atomic(files.md, render_markdown(name, rows, advice, sort, extra).encode("utf-8"))
     _write_atomic(files.png, render_png(rows, name))
     return files
