@@ -173,6 +173,8 @@ def preflight(
 def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> None:
     """The feed check of each distinct loader setup (larsbench/feed.py), one sentence each;
     kept in SWEEP/feed.json for summary.md when the sweep folder exists."""
+    from rich.markup import escape
+
     from larsbench.feed import feed_checks, feed_file
     from larsbench.rundir import write_json_atomic
 
@@ -181,13 +183,15 @@ def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> 
     for run_ids, check in feed_checks(plan.runs, cache.parent if cache else None, throughput_dir):
         text = check if isinstance(check, str) else check.sentence
         bad = isinstance(check, str) or not check.ok
-        console.print(f"[{'yellow' if bad else 'green'}]feed:[/] {text}", highlight=False)
+        console.print(f"[{'yellow' if bad else 'green'}]feed:[/] {escape(text)}", highlight=False)
         verdicts.append({"runs": run_ids, "sentence": text, "ok": not bad})
     if verdicts and cache is not None:
         write_json_atomic(feed_file(out.root), verdicts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from larsbench.config import ConfigError, Machine, parse_override
     from larsbench.headless import HeadlessView, plan_table
     from larsbench.rundir import SweepPaths
@@ -213,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = None if args.dry_run else out.file_lists
     errors, warnings = preflight(plan, machine, cache)
     for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     if not errors:
         print_feed_checks(console, plan, out, cache)
     if args.dry_run:
@@ -225,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{plan.profile.name}[/]: {len(plan.runs)} runs{mode} ({profile_path})")
         console.print(plan_table(plan.runs))
         for e in errors:
-            console.print(f"[red]error:[/] {e}", highlight=False)
+            console.print(f"[red]error:[/] {escape(e)}", highlight=False)
         return EXIT_USAGE if errors else EXIT_OK
     if errors:
         return fail("\n".join(errors))
