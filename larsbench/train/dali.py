@@ -19,6 +19,7 @@ path does not augment digits either).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -241,7 +242,11 @@ class DaliBatches:
         stream = self.copy_stream if cuda else None
         images_tl, labels_tl = self.pipe.outputs(cuda_stream=stream)
         images_t = images_tl.as_tensor()
-        images = torch.empty(images_t.shape(), dtype=self.dtype, device=self.device)
+        out_dtype = self.dtype if self.dtype == torch.float16 else torch.float32  # DALI has no bf16
+        # Allocated on the copy stream (the allocator then never hands it memory the
+        # training stream still reads), marked as used by the training stream below.
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            images = torch.empty(images_t.shape(), dtype=out_dtype, device=self.device)
         feed_ndarray(images_t, images, cuda_stream=stream)
         labels = torch.from_numpy(labels_tl.as_array().reshape(-1).copy())
         if stream is not None:
@@ -251,6 +256,8 @@ class DaliBatches:
         self.pipe.release_outputs()
         if self.channels_last:  # NHWC memory seen as NCHW: channels_last, no copy
             images = images.permute(0, 3, 1, 2)
+        if images.dtype != self.dtype:  # bf16: converted on the device, layout kept
+            images = images.to(self.dtype)
         return images, labels.to(self.device, non_blocking=True)
 
 
