@@ -85,6 +85,11 @@ class DataConfig(_Section):
     def _check(self) -> DataConfig:
         if self.source == "imagefolder" and not self.path:
             raise ValueError('source "imagefolder" needs path (a folder with train/ and val/)')
+        if self.loader == "dali" and self.source == "synthetic":
+            raise ValueError(
+                'loader "dali" reads image files: source "imagefolder" or "digits", not '
+                '"synthetic" (got loader "dali")'
+            )
         return self
 
 
@@ -566,6 +571,7 @@ def throughput_variant(p: Profile) -> Profile:
     data = p.data.model_copy(
         update={
             "source": "synthetic",
+            "loader": "torch",  # synthetic batches: no files to decode
             "synthetic_train_images": p.train.batch_size * steps,
             "synthetic_val_images": p.train.batch_size,
         }
