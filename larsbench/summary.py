@@ -73,6 +73,7 @@ ROW_FIELDS = (
     "communication_wait_seconds",
     "peak_memory_bytes",
     "projected_run_seconds",
+    "input_bound_share",
     "top1_per_train_hour",
 )
 # Numeric hardware figures taken from RunResult.system (larsbench.telemetry.summarize_system);

@@ -64,3 +64,6 @@ def test_throughput_with_real_data_reports_the_input_bound_share(tmp_path: Path)
     assert event["throughput_data"] == "real"
     assert event["synthetic_images_per_sec"] > 0 and 0 <= event["input_bound_share"] < 1
     assert event["epoch_images"] == 1437  # the real training set, not a synthetic count
+    result = read_json(run.result)
+    assert result["input_bound_share"] == event["input_bound_share"]
+    assert "input-bound share" in SweepPaths(out).summary("md").read_text()
