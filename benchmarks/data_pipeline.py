@@ -1,31 +1,36 @@
-"""Data pipeline: ImageFolder img/s per worker process, PIL decoding vs torchvision decode_jpeg.
+"""Data pipeline: ImageFolder img/s and CPU ms per image: PIL, decode_jpeg, uint8, DALI.
 
     .venv/bin/python benchmarks/data_pipeline.py [--images 200] [--reps 5] [--gpu-rate 2600]
 
 Writes `--images` JPEGs of 500x375 (ImageNet's most common size; smooth colour fields, a
 texture, a gradient and noise, quality 90: near ImageNet's mean file size) into a temporary
 ImageFolder tree, then times larsbench's training set of it (`larsbench.train.data.build_data`,
-`data.source = "imagefolder"`) through a DataLoader with ONE worker process (batch 32, shuffled),
-for the two values of `data.decoder`:
+`data.source = "imagefolder"`), batch 32, shuffled, through ONE worker process (torch) or one
+DALI thread (dali). The candidates:
 
-- pil (the default): ImageFolder's default loader (`PIL.Image.open(...).convert("RGB")`), then
-  RandomResizedCrop(224) and RandomHorizontalFlip on the PIL image, PILToTensor, ToDtype(float32,
-  scale), Normalize: what larsbench trains with by default.
-- torchvision: `torchvision.io.decode_jpeg(read_file(path), mode=RGB)` gives a uint8 tensor, then
-  the same v2 transforms on the tensor (PILToTensor passes a tensor through).
+- pil/float32 (the baseline: larsbench's former default): ImageFolder's PIL loader,
+  RandomResizedCrop(224) and RandomHorizontalFlip, PILToTensor, ToDtype(float32, scale),
+  Normalize, all in the worker;
+- torchvision/float32: the same with `torchvision.io.decode_jpeg` to a uint8 tensor;
+- pil, torchvision: today's torch path: the same decode and crop, and the worker hands a uint8
+  batch over (conversion and normalization happen on the device, not timed here: a few
+  microseconds of GPU time per image);
+- dali/cpu (dali/mixed on a GPU): the `data.loader = "dali"` pipeline, one thread: decode with
+  random crop, resize, flip, normalize (on a GPU: nvJPEG, the output on the device).
 
-The two take turns (A B, B A, A B, ...), each block one pass over
-the images after an untimed warm-up pass. Reported per decoder: img/s of the one worker (wall),
-and the worker process's CPU ms per image (user+sys, psutil), which a busy machine disturbs
-less (img/s/core = 1000 / that: the rate of a worker that had a core to itself). The cores
-needed to feed 8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU s/img (and, from wall img/s,
-8 x rate / img/s per worker).
+They take turns (A B C D E, E D C B A, ...), each block one pass over the images after an
+untimed warm-up pass. Reported per candidate: img/s of the one worker (wall), and its CPU ms
+per image (user+sys, psutil: of the worker process, or of this process where DALI's threads
+run), which a busy machine disturbs less (img/s/core = 1000 / that). The cores needed to feed
+8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU s/img (and, from wall img/s, 8 x rate /
+img/s per worker).
 
 The default 2,600 img/s per GPU is an assumption of the order of the published ResNet50 AMP
 training rates of an A100-class card: NVIDIA DeepLearningExamples' ResNet50 v1.5 PyTorch README
 gives 2,470 img/s on one A100 80GB (pytorch-21.03 container); H100s train faster, so the core
-counts are a floor there. The target: decode_jpeg wins clearly (ratio >= 1.2) to justify
-`data.decoder = "torchvision"`. The LAST line is the torchvision/pil img/s ratio.
+counts are a floor there. Targets: decode_jpeg wins clearly (img/s ratio >= 1.2) to justify
+`data.decoder = "torchvision"`; the best CPU path needs at most half of pil/float32's CPU ms
+per image. The LAST line is that share.
 """
 
 from __future__ import annotations
@@ -43,14 +48,17 @@ import numpy as np
 import psutil
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from larsbench.config import Machine, expand, parse_profile
-from larsbench.train.data import build_data
+from larsbench.config import Machine, RunConfig, expand, parse_profile
+from larsbench.extras import dali_installed
+from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD, build_data, train_loader
 
 WIDTH, HEIGHT = 500, 375
 GPUS = 8
 CLEAR_WIN = 1.2
+HALF = 0.5  # the target: the best CPU path at most half of pil/float32's CPU ms per image
+GPU = torch.cuda.is_available()
 
 
 def write_images(root: Path, count: int, classes: int, quality: int, seed: int) -> float:
@@ -82,34 +90,71 @@ def write_images(root: Path, count: int, classes: int, quality: int, seed: int) 
     return statistics.fmean(sizes) / 1024
 
 
-def loaders(root: Path, size: int, batch: int) -> dict[str, DataLoader]:
-    """Per decoder, larsbench's training set (`build_data`, `data.decoder` set) behind one
-    single-worker, persistent DataLoader."""
-    out = {}
+def run_config(root: Path, size: int, batch: int, **data: object) -> RunConfig:
+    profile = parse_profile(
+        {
+            "name": "data-pipeline",
+            "launch": {"nproc_per_node": 1, "device": "cuda" if GPU else "cpu"},
+            "data": {"source": "imagefolder", "path": str(root), "image_size": size, **data},
+            "train": {"batch_size": batch},
+        }
+    )
+    return expand(profile, Machine(gpus=int(GPU), cpus=os.cpu_count() or 1))[0]
+
+
+class FloatImages(Dataset):
+    """The former torch path: the same decode and crop, then float32 and Normalize in the
+    worker (what moved to the device): the baseline the uint8 path is measured against."""
+
+    def __init__(self, uint8: Dataset) -> None:
+        from torchvision.transforms import v2
+
+        self.uint8 = uint8
+        self.to_float = v2.Compose(
+            [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        )
+
+    def __len__(self) -> int:
+        return len(self.uint8)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.uint8[i]
+        return self.to_float(image), label
+
+
+def loaders(root: Path, size: int, batch: int) -> dict[str, object]:
+    """Per candidate, larsbench's training set of the tree behind one single-worker,
+    persistent DataLoader (torch), or one DALI pipeline of one thread (dali)."""
+    out: dict[str, object] = {}
     for decoder in ("pil", "torchvision"):
-        profile = parse_profile(
-            {
-                "name": "data-pipeline",
-                "launch": {"nproc_per_node": 1, "device": "cpu"},
-                "data": {
-                    "source": "imagefolder",
-                    "path": str(root),
-                    "image_size": size,
-                    "decoder": decoder,
-                },
-                "train": {"batch_size": batch},
-            }
-        )
-        run = expand(profile, Machine(gpus=0, cpus=os.cpu_count() or 1))[0]
-        out[decoder] = DataLoader(
-            build_data(run).train,
-            batch_size=batch,
-            shuffle=True,
-            num_workers=1,
-            persistent_workers=True,
-            prefetch_factor=4,
-        )
+        run = run_config(root, size, batch, decoder=decoder)
+        train = build_data(run).train
+        for name, dataset in ((f"{decoder}/float32", FloatImages(train)), (decoder, train)):
+            out[name] = DataLoader(
+                dataset,
+                batch_size=batch,
+                shuffle=True,
+                num_workers=1,
+                persistent_workers=True,
+                prefetch_factor=4,
+            )
+    if dali_installed():
+        run = run_config(root, size, batch, loader="dali", workers=1)
+        loader, sampler = train_loader(build_data(run), run, 0, 1, pin=False)
+        out["dali/mixed" if GPU else "dali/cpu"] = DaliPass(loader, sampler)
     return out
+
+
+class DaliPass:
+    """One epoch of the DALI loader per iteration, the sampler's epoch advanced each time."""
+
+    def __init__(self, loader, sampler) -> None:  # type: ignore[no-untyped-def]
+        self.loader, self.sampler, self.epoch = loader, sampler, 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        return iter(self.loader)
 
 
 def worker_cpu_seconds() -> dict[int, float]:
@@ -124,17 +169,28 @@ def worker_cpu_seconds() -> dict[int, float]:
     return out
 
 
-def timed_pass(loader: DataLoader) -> tuple[float, float]:
-    """(img/s, worker CPU ms per image) of one pass over the data set."""
-    before = worker_cpu_seconds()
+def own_cpu_seconds() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def timed_pass(loader: object) -> tuple[float, float]:
+    """(img/s, CPU ms per image) of one pass over the data set: the worker processes' CPU
+    time (torch), or this process's, where DALI's threads run (dali)."""
+    before, own = worker_cpu_seconds(), own_cpu_seconds()
     started = time.perf_counter()
     images = 0
-    for batch, _labels in loader:
+    for batch, _labels in loader:  # type: ignore[attr-defined]
         images += batch.shape[0]
+    if GPU:
+        torch.cuda.synchronize()
     wall = time.perf_counter() - started
-    after = worker_cpu_seconds()
-    # Only the worker that served this pass moved (the other loader's worker sleeps).
-    cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    if isinstance(loader, DaliPass):
+        cpu = own_cpu_seconds() - own
+    else:
+        after = worker_cpu_seconds()
+        # Only the worker that served this pass moved (the other loaders' workers sleep).
+        cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
     return images / wall, 1e3 * cpu / images
 
 
@@ -185,26 +241,34 @@ def main(argv: list[str] | None = None) -> None:
         f"load average (1 min) {min(loads):.2f}-{max(loads):.2f}"
     )
     need = GPUS * args.gpu_rate
+    base = statistics.median(cpu_ms["pil/float32"])
     print(
-        f"{'decoder':<12} {'img/s/worker':>12} {'min':>7} {'max':>7} {'CPU ms/img':>10} "
-        f"{'img/s/core':>10} {'cores for 8 GPUs':>16} {'(from wall)':>11}"
+        f"{'path':<20} {'img/s/worker':>12} {'min':>7} {'max':>7} {'CPU ms/img':>10} "
+        f"{'vs pil/f32':>10} {'img/s/core':>10} {'cores for 8 GPUs':>16} {'(from wall)':>11}"
     )
     for name in names:
         ips, ms = statistics.median(speeds[name]), statistics.median(cpu_ms[name])
         print(
-            f"{name:<12} {ips:>12.1f} {min(speeds[name]):>7.1f} {max(speeds[name]):>7.1f} "
-            f"{ms:>10.2f} {1e3 / ms:>10.0f} {need * ms / 1e3:>16.0f} {need / ips:>11.0f}"
+            f"{name:<20} {ips:>12.1f} {min(speeds[name]):>7.1f} {max(speeds[name]):>7.1f} "
+            f"{ms:>10.2f} {ms / base:>10.2f} {1e3 / ms:>10.0f} {need * ms / 1e3:>16.0f} "
+            f"{need / ips:>11.0f}"
         )
     print(
         f"cores for 8 GPUs: 8 x {args.gpu_rate:,.0f} img/s = {need:,.0f} img/s x CPU s/img "
         "(one worker process per core, decoding and augmenting only)"
     )
+    cpu_paths = [n for n in names if n != "dali/mixed"]
+    best = min(cpu_paths, key=lambda n: statistics.median(cpu_ms[n]))
     ratios = [t / p for t, p in zip(speeds["torchvision"], speeds["pil"], strict=True)]
-    cpu_ratio = statistics.median(cpu_ms["pil"]) / statistics.median(cpu_ms["torchvision"])
-    print(f"pil/torchvision CPU ms per image: {cpu_ratio:.2f}")
     ratio = statistics.median(ratios)
     verdict = "clear win" if ratio >= CLEAR_WIN else f"below {CLEAR_WIN}: no clear win"
     print(f"torchvision/pil img/s per worker (median of {args.reps}): {ratio:.2f} ({verdict})")
+    share = statistics.median(cpu_ms[best]) / base
+    target = "meets" if share <= HALF else "misses"
+    print(
+        f"best CPU path {best}: {share:.2f} of pil/float32's CPU ms per image "
+        f"({target} the target <= {HALF})"
+    )
 
 
 if __name__ == "__main__":

@@ -169,13 +169,19 @@ def unknown_archs(archs: set[str]) -> list[str] | None:
     return done.stdout.split()
 
 
-def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
-    """(errors, warnings) about what the profile needs that this machine may lack."""
+def preflight(
+    plan: Any, machine: Any, cache_dir: Path | None = None
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about what the profile needs that this machine may lack. An
+    ImageFolder is scanned once; with `cache_dir` its file list is kept there for the ranks."""
     from larsbench.config import dataset_sizes, plan_run
+    from larsbench.extras import dali_installed, dali_missing
 
     errors: list[str] = []
     warnings: list[str] = []
     for run in plan.runs:
+        if run.data.loader == "dali" and not dali_installed():
+            errors.append(dali_missing(str(plan.profile_path)))
         if run.device == "cuda" and machine.gpus == 0:
             warnings.append(f"{run.run_id}: launch.device is cuda but no GPU is visible here")
         if run.device == "cuda" and machine.gpus and run.nproc_per_node > machine.gpus:
@@ -183,7 +189,7 @@ def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
                 f"{run.run_id}: launch.nproc_per_node {run.nproc_per_node} > {machine.gpus} "
                 "visible GPUs"
             )
-        sizes = dataset_sizes(run.data)
+        sizes = dataset_sizes(run.data, cache_dir)
         if sizes is not None and plan_run(run, *sizes).steps_per_epoch == 0:
             errors.append(
                 f"{plan.profile_path}: train.batch_size: {run.train.batch_size} is larger than "
@@ -206,7 +212,28 @@ def preflight(plan: Any, machine: Any) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
 
 
+def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> None:
+    """The feed check of each distinct loader setup (larsbench/feed.py), one sentence each;
+    kept in SWEEP/feed.json for summary.md when the sweep folder exists."""
+    from rich.markup import escape
+
+    from larsbench.feed import feed_checks, feed_file
+    from larsbench.rundir import write_json_atomic
+
+    throughput_dir = out.root.parent / (plan.profile.name + "-throughput")
+    verdicts = []
+    for run_ids, check in feed_checks(plan.runs, cache.parent if cache else None, throughput_dir):
+        text = check if isinstance(check, str) else check.sentence
+        bad = isinstance(check, str) or not check.ok
+        console.print(f"[{'yellow' if bad else 'green'}]feed:[/] {escape(text)}", highlight=False)
+        verdicts.append({"runs": run_ids, "sentence": text, "ok": not bad})
+    if verdicts and cache is not None:
+        write_json_atomic(feed_file(out.root), verdicts)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from larsbench.config import ConfigError, Machine, parse_override
     from larsbench.headless import HeadlessView, group_run_warnings, plan_table
     from larsbench.json_progress import JsonProgressView
@@ -227,10 +254,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         return fail(str(err))
     console = make_console(stderr=args.json_progress)
-    errors, warnings = preflight(plan, machine)
+    throughput = any(r.train.mode == "throughput" for r in plan.runs)
+    out = SweepPaths(
+        args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
+    )
+    # A dry run writes nothing: its scan is shared within this process only.
+    cache = None if args.dry_run else out.file_lists
+    errors, warnings = preflight(plan, machine, cache)
     warnings = group_run_warnings(warnings, [r.run_id for r in plan.runs])
     for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    if not errors:
+        print_feed_checks(console, plan, out, cache)
     if args.dry_run:
         mode = (
             " in throughput mode (steps: warm-up + timed)"
@@ -240,7 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{plan.profile.name}[/]: {len(plan.runs)} runs{mode} ({profile_path})")
         console.print(plan_table(plan.runs))
         for e in errors:
-            console.print(f"[red]error:[/] {e}", highlight=False)
+            console.print(f"[red]error:[/] {escape(e)}", highlight=False)
         return EXIT_USAGE if errors else EXIT_OK
     if errors:
         return fail("\n".join(errors))
@@ -252,10 +287,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     blocking = [w for w in warnings if "no GPU is visible" in w or "has no train/" in w]
     if blocking:
         return fail("cannot launch here:\n  " + "\n  ".join(blocking))
-    throughput = any(r.train.mode == "throughput" for r in plan.runs)
-    out = SweepPaths(
-        args.out or Path("runs") / (plan.profile.name + ("-throughput" if throughput else ""))
-    )
     try:
         if out.root.exists() and not out.root.is_dir():
             return fail(f"--out {out.root}: is a file, not a folder")

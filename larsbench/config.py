@@ -71,9 +71,15 @@ class DataConfig(_Section):
     path: str = Field("", description="ImageFolder root with train/ and val/")
     image_size: int = Field(224, ge=4)
     val_resize: int = Field(0, ge=0, description="eval resize before center crop; 0: size*256/224")
-    workers: int = Field(4, ge=0, description="data-loader worker processes per rank")
+    workers: int = Field(
+        4, ge=0, description="data-loader worker processes (dali: decoder threads) per rank"
+    )
+    loader: Literal["torch", "dali"] = Field(
+        "torch", description="torch DataLoader, or NVIDIA DALI (larsbench[dali]; nvJPEG on CUDA)"
+    )
     decoder: Literal["pil", "torchvision"] = Field(
-        "pil", description="imagefolder JPEG decoding: PIL, or torchvision.io.decode_jpeg"
+        "torchvision",
+        description="torch loader's JPEG decoding: torchvision.io.decode_jpeg (faster), or PIL",
     )
     num_classes: int = Field(1000, ge=2, description="synthetic data only")
     synthetic_train_images: int = Field(12800, ge=1)
@@ -84,6 +90,11 @@ class DataConfig(_Section):
     def _check(self) -> DataConfig:
         if self.source == "imagefolder" and not self.path:
             raise ValueError('source "imagefolder" needs path (a folder with train/ and val/)')
+        if self.loader == "dali" and self.source == "synthetic":
+            raise ValueError(
+                'loader "dali" reads image files: source "imagefolder" or "digits", not '
+                '"synthetic" (got loader "dali")'
+            )
         return self
 
 
@@ -118,6 +129,10 @@ class TrainConfig(_Section):
     )
     mode: Literal["train", "throughput"] = Field(
         "train", description="throughput: synthetic data, timed steps, no evaluation"
+    )
+    throughput_data: Literal["synthetic", "real"] = Field(
+        "synthetic",
+        description="throughput: synthetic batches, or the real data through the real loader",
     )
     throughput_warmup_steps: int = Field(10, ge=0, description="untimed steps first")
     throughput_steps: int = Field(30, ge=2, description="timed steps per measurement window")
@@ -668,15 +683,18 @@ def throughput_variant(p: Profile) -> Profile:
     if not epoch_images:
         sizes = dataset_sizes(p.data) if p.data.source != "synthetic" else None
         epoch_images = sizes[0] if sizes else IMAGENET_TRAIN_IMAGES
+    train = p.train.model_copy(update={"throughput_epoch_images": epoch_images})
+    if p.train.throughput_data == "real":  # the real loader: the projection includes it
+        return p.model_copy(update={"train": train})
     steps = p.train.throughput_warmup_steps + 3 * p.train.throughput_steps
     data = p.data.model_copy(
         update={
             "source": "synthetic",
+            "loader": "torch",  # synthetic batches: no files to decode
             "synthetic_train_images": p.train.batch_size * steps,
             "synthetic_val_images": p.train.batch_size,
         }
     )
-    train = p.train.model_copy(update={"throughput_epoch_images": epoch_images})
     return p.model_copy(update={"data": data, "train": train})
 
 
@@ -702,27 +720,24 @@ def check_run(run: RunConfig, source: str) -> None:
 DIGITS_IMAGES = 1797  # sklearn.datasets.load_digits
 
 
-def dataset_sizes(data: DataConfig) -> tuple[int, int] | None:
-    """(train, val) image counts, known without torch; None when the data are not reachable."""
+def dataset_sizes(data: DataConfig, cache_dir: Path | None = None) -> tuple[int, int] | None:
+    """(train, val) image counts, known without torch; None when the data are not reachable.
+    An ImageFolder's counts come from its file list (larsbench/filelist.py), cached in
+    `cache_dir` (the sweep's filelists/) that the ranks then read instead of walking again."""
     if data.source == "synthetic":
         return data.synthetic_train_images, data.synthetic_val_images
     if data.source == "digits":
         val = math.ceil(DIGITS_IMAGES * data.val_fraction)  # as train_test_split rounds
         return DIGITS_IMAGES - val, val
+    from larsbench.filelist import file_list
+
     root = Path(data.path)
     if not (root / "train").is_dir() or not (root / "val").is_dir():
         return None
-    return _count_images(root / "train"), _count_images(root / "val")
-
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
-
-
-def _count_images(root: Path) -> int:
-    n = 0
-    for _dirpath, _dirs, files in os.walk(root, followlinks=True):
-        n += sum(1 for f in files if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES)
-    return n
+    try:
+        return len(file_list(root / "train", cache_dir)), len(file_list(root / "val", cache_dir))
+    except FileNotFoundError:  # a split without class folders: ImageFolder would refuse it
+        return 0, 0
 
 
 @dataclass(frozen=True)

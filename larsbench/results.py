@@ -49,6 +49,7 @@ class RunResult:
     communication_wait_seconds: float = math.nan
     peak_memory_bytes: float = math.nan
     projected_run_seconds: float = math.nan
+    input_bound_share: float = math.nan  # train.throughput_data = "real": 1 - real/held img/s
     # Hardware figures folded from events/system-*.jsonl (see larsbench.telemetry).
     system: dict[str, Any] = field(default_factory=dict)
     # Files of the run that could not be read, each "PATH: why" (the result holds the rest).
@@ -145,6 +146,7 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
         result.communication_wait_seconds = split.get("communication_wait", math.nan)
         result.peak_memory_bytes = tp.get("peak_memory_bytes", math.nan)
         result.projected_run_seconds = tp.get("projected_run_seconds", math.nan)
+        result.input_bound_share = tp.get("input_bound_share", math.nan)
     end = next(iter_kind(events, "run_end"), None)
     if end and start:
         result.wall_seconds = end.get("wall_seconds", end["t"] - start["t"])

@@ -167,6 +167,11 @@ class SweepPaths:
     def summary(self, ext: str) -> Path:
         return self.root / f"summary.{ext}"
 
+    @property
+    def file_lists(self) -> Path:
+        """ImageFolder file lists scanned once for the sweep (larsbench/filelist.py)."""
+        return self.root / "filelists"
+
     def run(self, run_id: str) -> RunPaths:
         return RunPaths(self.root / run_id)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from larsbench.config import ReferenceConfig
+from larsbench.feed import feed_markdown
 from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import (
@@ -86,6 +87,7 @@ ROW_FIELDS = (
     "communication_wait_seconds",
     "peak_memory_bytes",
     "projected_run_seconds",
+    "input_bound_share",
 )
 # Filled from the reference table, not from RunResult.
 REFERENCE_FIELDS = ("reference_top1", "reference_delta")
@@ -290,7 +292,7 @@ def write_summary(
         },
     )
     _write_atomic(files.csv, _csv_text(rows).encode("utf-8"))
-    extra = scaling_markdown(scaling_rows(results))
+    extra = feed_markdown(sweep.root) + scaling_markdown(scaling_rows(results))
     _write_atomic(files.md, render_markdown(name, rows, advice, sort, extra).encode("utf-8"))
     _write_atomic(files.png, render_png(rows, name))
     return files

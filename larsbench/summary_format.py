@@ -31,6 +31,7 @@ THROUGHPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("communication_wait_seconds", "all-reduce wait", "ms"),
     ("peak_memory_bytes", "peak mem", "gib"),
     ("projected_run_seconds", "projected run", "time"),
+    ("input_bound_share", "input-bound share", "share"),
 )
 
 

@@ -601,3 +601,29 @@ def test_dry_run_refuses_a_set_without_equals(capsys: pytest.CaptureFixture[str]
     code = cli.main(["run", "--profile", str(PROFILES / "smoke.toml"), "--dry-run", "--set", "x"])
     assert code == 2
     assert "--set 'x': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_dali_needs_files_but_a_synthetic_throughput_run_drops_it() -> None:
+    with pytest.raises(ConfigError, match='data: loader "dali" reads image files'):
+        parse_profile({"name": "t", "data": {"source": "synthetic", "loader": "dali"}})
+    profile = parse_profile(
+        {
+            "name": "t",
+            "launch": {"device": "cpu", "nproc_per_node": 1},
+            "data": {"source": "digits", "loader": "dali", "image_size": 8},
+            "train": {"mode": "throughput", "batch_size": 8},
+        }
+    )
+    (run,) = expand(profile, Machine(gpus=0, cpus=2))
+    assert (run.data.source, run.data.loader) == ("synthetic", "torch")
+    real = parse_profile(
+        {
+            "name": "t",
+            "launch": {"device": "cpu", "nproc_per_node": 1},
+            "data": {"source": "digits", "loader": "dali", "image_size": 8},
+            "train": {"mode": "throughput", "throughput_data": "real", "batch_size": 8},
+        }
+    )
+    (run,) = expand(real, Machine(gpus=0, cpus=2))
+    assert (run.data.source, run.data.loader) == ("digits", "dali")
+    assert run.train.throughput_epoch_images == 1437

@@ -1,4 +1,5 @@
-"""data.decoder: PIL and torchvision's decode_jpeg give the same tensors through build_data."""
+"""data.decoder: PIL and torchvision's decode_jpeg give the same tensors through build_data;
+ImageFolder images leave the workers as uint8 and are normalized on the device."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import torch
 from PIL import Image
 
 from larsbench.config import Machine, expand, parse_profile
-from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD, RunData, build_data
+from larsbench.train.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RunData,
+    build_data,
+    train_loader,
+    val_loader,
+)
 
 SIZE = 32
 LOW = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True))
@@ -34,7 +42,7 @@ def write_tree(root: Path) -> None:
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.jpg", quality=90)
 
 
-def data_for(root: Path, decoder: str) -> RunData:
+def run_for(root: Path, decoder: str, channels_last: bool = False):
     profile = parse_profile(
         {
             "name": "t",
@@ -46,12 +54,16 @@ def data_for(root: Path, decoder: str) -> RunData:
                 "workers": 0,
                 "decoder": decoder,
             },
-            "train": {"batch_size": 2},
+            "train": {"batch_size": 2, "channels_last": channels_last},
         }
     )
     run = expand(profile, Machine(gpus=0, cpus=2))[0]
     assert run.data.decoder == decoder
-    return build_data(run)
+    return run
+
+
+def data_for(root: Path, decoder: str) -> RunData:
+    return build_data(run_for(root, decoder))
 
 
 @pytest.fixture
@@ -71,11 +83,39 @@ def test_decoders_give_the_same_tensors(tree: Path) -> None:
         for i in range(len(getattr(pil, split))):
             (a, label_a), (b, label_b) = getattr(pil, split)[i], getattr(tv, split)[i]
             assert label_a == label_b
-            for image in (a, b):
-                assert image.shape == (3, SIZE, SIZE) and image.dtype == torch.float32
-                assert image.min() >= LOW - 1e-4 and image.max() <= HIGH + 1e-4
+            for image in (a, b):  # uint8 out of the workers: 4x less than float32
+                assert image.shape == (3, SIZE, SIZE) and image.dtype == torch.uint8
             if split == "val":  # deterministic: resize + center crop of the same decoded pixels
-                assert (a - b).abs().mean() < 0.05
+                assert (a.float() - b.float()).abs().mean() < 0.05 * 255 * 0.229
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batches_are_normalized_on_the_device_in_the_step_layout(
+    tree: Path, channels_last: bool
+) -> None:
+    run = run_for(tree, "torchvision", channels_last=channels_last)
+    data = build_data(run)
+    assert data.uint8
+    loader, _sampler = train_loader(data, run, 0, 1, pin=False)
+    val = val_loader(data, run, 0, 1, pin=False)
+    raw = torch.stack([data.val[i][0] for i in range(2)]).float()
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+    for batches in (loader, val):
+        images, labels = next(iter(batches))
+        assert images.dtype == torch.float32 and labels.dtype == torch.long
+        assert images.shape == (2, 3, SIZE, SIZE)
+        assert images.min() >= LOW - 1e-4 and images.max() <= HIGH + 1e-4
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        assert images.is_contiguous(memory_format=fmt)
+    first_val, _ = next(iter(val))
+    assert torch.allclose(first_val, (raw - mean) / std, atol=1e-5)
+
+
+def test_the_default_decoder_is_torchvision() -> None:
+    from larsbench.config import DataConfig
+
+    assert DataConfig().decoder == "torchvision"  # measured faster: docs/benchmarks.md
 
 
 def test_torchvision_decoder_falls_back_to_pil_for_other_files(tree: Path) -> None:

@@ -6,6 +6,11 @@ Three windows of `train.throughput_steps` steps each, after `throughput_warmup_s
   C. half as many steps under DDP's no_sync(): forward+backward without the gradient
      all-reduce. Communication wait = B's forward+backward - C's (what overlap did not hide).
 Window B and C's syncs cost throughput, which is why A is measured apart.
+
+With `train.throughput_data = "real"` the batches come through the run's real loader
+(decode included) and a fourth window repeats A on one batch already on the device: the
+same steps without the input pipeline. `input_bound_share` = 1 - A / D: the share of the
+step rate the loader costs (0 when the loader keeps up).
 """
 
 from __future__ import annotations
@@ -79,6 +84,14 @@ def _window(
     return {"seconds": time.perf_counter() - started, "images": float(images_done), **spent}
 
 
+def _repeat(
+    batch: tuple[torch.Tensor, torch.Tensor],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One batch, again and again: the steps without the input pipeline."""
+    while True:
+        yield batch
+
+
 def _gather(values: list[float], d: Dist) -> list[list[float]]:
     mine = torch.tensor(values, dtype=torch.float64, device=d.device)
     out = [torch.empty_like(mine) for _ in range(d.world)]
@@ -106,6 +119,10 @@ def measure_throughput(
         max(t.throughput_steps // 2, 1), parts, batches, run, d, phases=True, communicate=False
     )
     c_steps = max(t.throughput_steps // 2, 1)
+    real = t.throughput_data == "real"
+    if real:
+        held = next(batches)
+        d_window = _window(t.throughput_steps, parts, _repeat(held), run, d, phases=False)
     rows = _gather(
         [
             a["images"],
@@ -116,6 +133,8 @@ def measure_throughput(
             b["seconds"],
             c["forward_backward"],
             peak_memory_bytes(d),
+            d_window["images"] if real else 0.0,
+            d_window["seconds"] if real else 1.0,
         ],
         d,
     )
@@ -133,7 +152,13 @@ def measure_throughput(
     )
     phased = _mean([r[5] for r in rows]) / n
     steps_per_epoch = t.throughput_epoch_images // t.batch_size
+    input_pipeline: dict[str, Any] = {"throughput_data": t.throughput_data}
+    if real:
+        held_ips = sum(r[8] for r in rows) / max(r[9] for r in rows)
+        input_pipeline["synthetic_images_per_sec"] = held_ips
+        input_pipeline["input_bound_share"] = max(0.0, 1.0 - images_per_sec / held_ips)
     return {
+        **input_pipeline,
         "images_per_sec": images_per_sec,
         "images_per_sec_per_gpu": images_per_sec / d.world,
         "rank_images_per_sec": rank_ips,

@@ -32,7 +32,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from larsbench.config import RunConfig, plan_run
 from larsbench.events import EventWriter
-from larsbench.rundir import RunPaths, read_json
+from larsbench.rundir import RunPaths, SweepPaths, read_json
 from larsbench.train import checkpoint
 from larsbench.train.data import build_data, train_loader, val_loader
 from larsbench.train.setup import (
@@ -196,7 +196,7 @@ class Reporter:
 
 def train(run: RunConfig, paths: RunPaths, d: Dist, stop: StopRequest) -> None:
     torch.manual_seed(run.train.seed)
-    data = build_data(run)
+    data = build_data(run, SweepPaths(paths.root.parent).file_lists)
     pin = d.device.type == "cuda"
     loader, sampler = train_loader(data, run, d.rank, d.world, pin)
     val = val_loader(data, run, d.rank, d.world, pin)

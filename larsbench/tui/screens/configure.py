@@ -66,6 +66,7 @@ class ConfigureScreen(Screen[None]):
         self._timer: Timer | None = None
         self._entries: dict[str, ProfileEntry | SweepEntry] = {}
         self._ids: dict[str, str] = {_wid(f.key): f.key for f in FIELDS}
+        self._feed_keys: list[tuple[object, ...]] | None = None
 
     @property
     def lapp(self) -> LarsbenchApp:
@@ -98,12 +99,14 @@ class ConfigureScreen(Screen[None]):
                 yield Static(id="general-errors")
                 yield Static(id="preview-title")
                 yield DataTable(id="preview", cursor_type="none", zebra_stripes=True)
+                yield Static(id="feed")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#picker-box").border_title = "Profiles & sweeps"
         table = self.query_one("#preview", DataTable)
         table.add_columns(*PREVIEW_COLUMNS)
+        self.query_one("#feed", Static).display = False
         self.refresh_picker()
         readable = [
             e for e in self._entries.values() if isinstance(e, ProfileEntry) and not e.error
@@ -264,7 +267,37 @@ class ConfigureScreen(Screen[None]):
         general.update(Text("\n".join(result.general), style="bold red"))
         general.display = bool(result.general)
         self._fill_preview(result)
+        self._check_feed(result)
         return result
+
+    def _check_feed(self, result: FormResult) -> None:
+        """The feed check (larsbench/feed.py) of the ImageFolder runs, in a thread: a few
+        seconds of timed decoding in a subprocess; again only when the loader setup changes."""
+        from larsbench.feed import feed_key
+
+        runs = [r for r in result.runs if r.data.source == "imagefolder"] if result.ok else []
+        keys = sorted({feed_key(r) for r in runs}, key=repr)
+        if keys == self._feed_keys:
+            return
+        self._feed_keys = keys
+        feed = self.query_one("#feed", Static)
+        feed.display = bool(runs)
+        if runs:
+            feed.update(Text("feed check: timing the decode of a sample of the training files..."))
+            self.run_worker(
+                lambda: self._feed_verdicts(runs), thread=True, exclusive=True, group="feed"
+            )
+
+    def _feed_verdicts(self, runs: list[Any]) -> None:
+        from larsbench.feed import feed_checks
+
+        lines = Text()
+        for _ids, check in feed_checks(runs, None, None):
+            bad = isinstance(check, str) or not check.ok
+            sentence = check if isinstance(check, str) else check.sentence
+            lines.append("feed: ", style="bold yellow" if bad else "bold green")
+            lines.append(sentence + "\n")
+        self.app.call_from_thread(self.query_one("#feed", Static).update, lines)
 
     def _fill_preview(self, result: FormResult) -> None:
         table = self.query_one("#preview", DataTable)
