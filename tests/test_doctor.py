@@ -3,7 +3,6 @@ with a sentence that says what to do; healthy figures give ok."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from larsbench.config import Machine
 from larsbench.doctor import bandwidth, cuda_checks, data_check, devices, speed, storage
 from larsbench.doctor.training_path import PathTrace, judge_training_path
 from larsbench.doctor.verdict import FAIL, OK, WARN, DoctorReport, Verdict
+from larsbench.feed import FeedCheck
 from larsbench.results import RunResult
 from larsbench.sweep import prepare_sweep
 
@@ -219,66 +219,53 @@ def test_cpu_threads_beyond_the_cores_warn() -> None:
 # --- data and the feed ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeFeed:
-    """FeedCheck's fields as larsbench.feed (issue 12) defines them."""
-
-    loader: str
-    per_core_images_per_sec: float
-    cores: int
-    supply_images_per_sec: float
-    demand_images_per_sec: float | None
-    demand_source: str
-    bound_ratio: float | None
-    sentence: str
-
-    @property
-    def ok(self) -> bool:
-        return self.demand_images_per_sec is None or (
-            self.supply_images_per_sec >= self.demand_images_per_sec
-        )
-
-
-def feed(supply: float, demand: float = 19_800.0) -> FakeFeed:
+def feed(supply: float, demand: float = 19_800.0) -> FeedCheck:
     sentence = "input-bound: raise data.workers or decode on the GPU (data.decoder)"
-    return FakeFeed(
-        "pil", supply / 64, 64, supply, demand, "gpu_reference", demand / supply, sentence
+    return FeedCheck(
+        "torch/pil", supply / 64, 64, supply, demand, "gpu_reference", demand / supply, sentence
     )
 
 
 def test_a_starved_loader_fails_or_warns_with_the_feed_checks_sentence() -> None:
-    starved = data_check.judge_feed(feed(9_600))
+    starved = data_check.judge_feed(feed(9_600), "")
     assert starved.status == FAIL and "data.workers" in starved.advice
-    short = data_check.judge_feed(feed(15_000))
+    short = data_check.judge_feed(feed(15_000), "")
     assert short.status == WARN and short.advice
-    assert data_check.judge_feed(feed(25_000)).status == OK
+    assert data_check.judge_feed(feed(25_000), "").status == OK
 
 
-def test_without_the_feed_module_the_feed_part_warns() -> None:
-    v = data_check.judge_feed(None)
-    assert v.status == WARN and v.measured == "feed check not available in this build"
+def test_a_feed_check_that_could_not_run_warns_with_its_reason() -> None:
+    v = data_check.judge_feed(None, "the feed check failed: no JPEG under train/")
+    assert v.status == WARN and v.measured == "the feed check failed: no JPEG under train/"
     assert "benchmarks/data_pipeline.py" in v.advice
 
 
-def test_the_feed_call_site_reports_a_missing_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "larsbench.feed", None)  # import fails as if absent
-    run = prepare_sweep(PROFILES / "smoke.toml", [], Machine(gpus=0, cpus=2)).runs[0]
-    assert data_check.measure_feed(run) == (None, data_check.FEED_MISSING)
-
-
-def test_the_feed_call_site_passes_the_run_to_check_feed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
-
-    seen = []
-    module = types.ModuleType("larsbench.feed")
-    module.check_feed = lambda run: seen.append(run) or feed(25_000)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "larsbench.feed", module)
+def test_data_held_in_memory_has_nothing_to_decode() -> None:
     run = prepare_sweep(PROFILES / "smoke.toml", [], Machine(gpus=0, cpus=2)).runs[0]
     got, note = data_check.measure_feed(run)
-    assert seen == [run] and note == "" and data_check.judge_feed(got).status == OK
+    assert got is None and "digits" in note
+    v = data_check.judge_feed(got, note, run.data.source)
+    assert v.status == OK and "nothing to decode" in v.measured
+
+
+def test_the_feed_call_site_times_the_run_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import larsbench.feed
+
+    seen = []
+    monkeypatch.setattr(
+        larsbench.feed, "check_feed_apart", lambda run, *_: seen.append(run) or feed(25_000)
+    )
+    run = prepare_sweep(
+        PROFILES / "smoke.toml",
+        [("data.source", "imagefolder"), ("data.path", str(tmp_path))],
+        Machine(gpus=0, cpus=2),
+    ).runs[0]
+    got, note = data_check.measure_feed(run)
+    assert seen == [run] and note == "" and data_check.judge_feed(got, note).status == OK
+    monkeypatch.setattr(larsbench.feed, "check_feed_apart", lambda run, *_: "did not finish")
+    assert data_check.measure_feed(run) == (None, "did not finish")
 
 
 def test_an_imagefolder_without_class_folders_fails(tmp_path: Path) -> None:

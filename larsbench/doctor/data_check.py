@@ -10,7 +10,6 @@ from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
 
 DIGITS_CLASSES = 10
 FEED_FAIL_BELOW = 0.5  # supply / demand below this: the GPUs would wait most of each step
-FEED_MISSING = "feed check not available in this build"
 
 
 class FeedLike(Protocol):
@@ -58,9 +57,12 @@ def judge_data(source: str, path: str, classes: int | None) -> Verdict:
     return Verdict("data", f"{path}: {classes} classes", "an ImageFolder root", OK)
 
 
-def judge_feed(feed: FeedLike | None, note: str = FEED_MISSING) -> Verdict:
-    """The decode rate against what the GPUs will ask for, from the feed check."""
+def judge_feed(feed: FeedLike | None, note: str, source: str = "imagefolder") -> Verdict:
+    """The decode rate against what the GPUs will ask for, from the feed check; `note` says
+    why there is no FeedCheck. Data held in memory (digits, synthetic) has nothing to decode."""
     check = "data feed"
+    if source != "imagefolder":
+        return Verdict(check, f"{source}: in memory, nothing to decode", "no decode", OK)
     if feed is None:
         return Verdict(
             check,
@@ -82,13 +84,12 @@ def judge_feed(feed: FeedLike | None, note: str = FEED_MISSING) -> Verdict:
 
 
 def measure_feed(run: RunConfig) -> tuple[Any | None, str]:
-    """(FeedCheck, "") from larsbench.feed, or (None, why) where this build lacks it."""
-    # INTEGRATION POINT (issue 12's feed check): the one call of larsbench.feed.check_feed.
-    try:
-        from larsbench.feed import check_feed  # type: ignore[import-not-found]
-    except ImportError:
-        return None, FEED_MISSING
-    try:
-        return check_feed(run), ""
-    except Exception as err:  # a check that cannot run is a warning, not a crash
-        return None, f"feed check failed: {type(err).__name__}: {err}"
+    """(FeedCheck, "") from larsbench.feed's check, timed in a subprocess so that torch and
+    DALI stay out of the doctor's process; (None, why) when it could not run or the data is
+    held in memory."""
+    if run.data.source != "imagefolder":
+        return None, f"data.source {run.data.source}: nothing to decode"
+    from larsbench.feed import check_feed_apart
+
+    feed = check_feed_apart(run, None, None)
+    return (None, feed) if isinstance(feed, str) else (feed, "")

@@ -91,7 +91,7 @@ def run_doctor(
         feed, note = data_check.measure_feed(run)
         return [
             data_check.judge_data(run.data.source, run.data.path, classes),
-            data_check.judge_feed(feed, note or data_check.FEED_MISSING),
+            data_check.judge_feed(feed, note, run.data.source),
         ]
 
     def check_storage() -> list[Verdict]:
