@@ -303,16 +303,19 @@ def test_checkpoint_bytes_count_two_per_training_run() -> None:
 
 
 def test_a_small_shm_fails_with_the_docker_flag() -> None:
-    run = prepare_sweep(PROFILES / "seed-larc.toml", [], Machine(gpus=8, cpus=64)).runs[0]
+    torch_loader = [("data.loader", "torch")]
+    run = prepare_sweep(PROFILES / "seed-larc.toml", torch_loader, Machine(gpus=8, cpus=64)).runs[0]
     need = storage.shm_bytes(run)
-    # 8 ranks x workers x 4 prefetched float32 batches of 224 px images
-    per_batch = run.per_rank_batch * 224 * 224 * 12
+    # 8 ranks x workers x 4 prefetched uint8 batches of 224 px images
+    per_batch = run.per_rank_batch * 224 * 224 * 3
     assert need == 8 * run.data.workers * 4 * per_batch
     small = storage.judge_shm(64 << 20, need, run.data.workers)  # Docker's default 64 MiB
     assert small.status == FAIL and "--shm-size=" in small.advice and "data.workers" in small.advice
     assert storage.judge_shm(int(need * 1.2), need, run.data.workers).status == WARN
     assert storage.judge_shm(need * 2, need, run.data.workers).status == OK
     assert storage.judge_shm(None, 0, 0).status == OK
+    dali = prepare_sweep(PROFILES / "seed-larc.toml", [], Machine(gpus=8, cpus=64)).runs[0]
+    assert dali.data.loader == "dali" and storage.shm_bytes(dali) == 0
 
 
 # --- the training path and the CUDA checks --------------------------------------------------

@@ -12,9 +12,10 @@ GiB = 1 << 30
 CHECKPOINTS_KEPT = 2  # train/checkpoint.py keeps the last two
 # A checkpoint holds weights and SGD momentum (float32 each) and the buffers, plus small state.
 BYTES_PER_PARAMETER = 8
-# train/data.py: each loader worker keeps prefetch_factor float32 batches in shared memory.
+# train/data.py: each loader worker keeps prefetch_factor uint8 batches in shared memory
+# (conversion to float happens on the device).
 PREFETCH_FACTOR = 4
-BYTES_PER_PIXEL = 3 * 4  # three float32 channels
+BYTES_PER_PIXEL = 3  # three uint8 channels
 DISK_MARGIN = 2.0  # warn below twice the need: logs, events and the next run
 SHM_MARGIN = 1.5
 
@@ -26,8 +27,11 @@ def checkpoint_bytes(runs: list[RunConfig], elements: int) -> int:
 
 
 def shm_bytes(run: RunConfig) -> int:
-    """Shared memory the node's loader workers hold at once (0 without workers)."""
+    """Shared memory the node's loader workers hold at once (0 without workers, and for DALI,
+    whose buffers are pinned host and device memory, not /dev/shm)."""
     d = run.data
+    if d.loader == "dali":
+        return 0
     batch = run.per_rank_batch * d.image_size * d.image_size * BYTES_PER_PIXEL
     return run.nproc_per_node * d.workers * PREFETCH_FACTOR * batch
 
