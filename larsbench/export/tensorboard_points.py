@@ -208,6 +208,7 @@ def hparams_of(config: dict[str, Any]) -> dict[str, Any]:
         # 0 for SGD: it has no trust ratio (HParams values cannot be empty)
         "trust_coefficient": float(opt.get("trust_coefficient", 0.0)) if larc else 0.0,
         "amp": str(train.get("amp", "off")),
-        "loader": str(data.get("loader") or data.get("source", "")),
+        "loader": str(data.get("loader", "torch")),
+        "data": str(data.get("source", "")),
         "world_size": int(config.get("world_size", 0) or 0),
     }
