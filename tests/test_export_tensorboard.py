@@ -95,7 +95,8 @@ def test_export_writes_scalars_trust_histograms_and_hparams_for_every_run(sweep,
         config = read_json(sweep / run_id / "config.json")
         assert start["batch_size"].number_value == config["train"]["batch_size"]
         assert start["optimizer"].string_value == config["optimizer"]["name"]
-        assert start["loader"].string_value == "digits"
+        assert start["loader"].string_value == config["data"]["loader"] == "torch"
+        assert start["data"].string_value == "digits"
         assert "_hparams_/session_end_info" in plugin  # every fixture run has ended
         trust = [e for e in rank0 if e["kind"] == "trust"]
         if run_id in LARC_IDS:
