@@ -101,66 +101,79 @@ class PendingUpdates:
 
 @dataclass(frozen=True)
 class SgdHyper:
-    """What the folded kernel bakes in as constants (a change recompiles): SGD's momentum
-    options of the param groups in one call, and LARC's mode."""
+    """What the compiled SGD update bakes in as constants (a change recompiles): the momentum
+    options of the param groups in one call."""
 
     momentum: float
     dampening: float
     nesterov: bool
-    clip: bool
 
 
 @dataclass(frozen=True)
 class Factors:
-    """What ``larc_sgd_update`` returns, one entry per tensor: the statistics' raw material."""
+    """LARC's per-tensor quantities of one step (1-D, one entry per tensor, on the device):
+    what the update applies and what the statistics record."""
 
     weight_norm: Tensor
     grad_norm: Tensor
     local_lr: Tensor
     factor: Tensor
+    decay: Tensor
     adapted: Tensor
 
 
-def larc_sgd_update(
+def larc_factors(
+    params: list[Tensor],
+    grads: list[Tensor],
+    lr: Tensor,
+    weight_decay: Tensor,
+    adapt: Tensor,
+    trust_coefficient: float,
+    eps: float,
+    clip: bool,
+) -> Factors:
+    """LARC's factor and weight decay of every tensor, from one norm pass over w and g.
+
+    ``lr``, ``weight_decay`` (the group's) and ``adapt`` (False: excluded) are 1-D, one
+    entry per tensor. Where ``adapt`` and both norms are non-zero the tensor is adapted;
+    elsewhere the factor is 1, and the decay is the group's for an excluded tensor (plain
+    SGD) and 0 for a zero-norm one (apex leaves it untouched). A handful of multi-tensor
+    and vector ops, eager: no compile, and on CUDA a few launches (one ``_foreach_norm``).
+    """
+    n = len(params)
+    norms = l2_norms(params + grads)
+    w_norm, g_norm = norms[:n], norms[n:]
+    # The same operations, in the same order, as apex's per-tensor formula.
+    local_lr = trust_coefficient * w_norm / (g_norm + w_norm * weight_decay + eps)
+    adapted = adapt & (w_norm != 0) & (g_norm != 0)
+    factor = torch.clamp(local_lr / lr, max=1.0) if clip else local_lr
+    factor = torch.where(adapted, factor, 1.0)
+    decay = torch.where(adapted | ~adapt, weight_decay, 0.0)
+    return Factors(w_norm, g_norm, local_lr, factor, decay, adapted)
+
+
+def sgd_update_with_factor(
     params: list[Tensor],
     grads: list[Tensor],
     bufs: list[Tensor],
     lr: Tensor,
-    weight_decay: Tensor,
-    adapt: Tensor,
+    decay: Tensor,
+    factor: Tensor,
     keep: Tensor,
-    trust_coefficient: Tensor,
-    eps: Tensor,
     hyper: SgdHyper,
-) -> Factors:
-    """LARC's factor folded into SGD's update: norms, factors, momentum and weights at once.
+) -> None:
+    """SGD's update of LARC's adapted gradient, without writing the gradient. Per tensor::
 
-    Per tensor ``i`` (``lr``, ``weight_decay``, ``adapt``, ``keep``: 1-D, one entry each;
-    ``trust_coefficient`` and ``eps``: one entry; all on the device, so that a new lr or
-    trust coefficient does not recompile)::
+        d    = (g + decay * w) * factor
+        buf  = buf * momentum + d * (1 - dampening)   where keep, else d (a new buffer)
+        w   -= lr * (d + momentum * buf  if nesterov else  buf)
 
-        adapted = adapt and ||w|| != 0 and ||g|| != 0
-        factor  = LARC's (clip or scale), 1 where not adapted
-        decay   = weight_decay where adapted or not adapt (plain SGD), 0 otherwise
-        d       = (g + decay * w) * factor
-        buf     = buf * momentum + d * (1 - dampening)   where keep, else d (a new buffer)
-        w      -= lr * (d + momentum * buf  if nesterov else  buf)
-
-    the very operations, in the very order, of ``LARC`` then ``torch.optim.SGD`` (``g`` is
-    left unmodified: nothing writes it). ``bufs`` is ignored (may be empty) when
-    ``hyper.momentum == 0``; new buffers must come in zeroed. Eager this is many passes;
-    through ``torch.compile`` (``compiled_larc_sgd_update``) it is one reduction pass that
-    reads w and g, and one pass per tensor that reads g, w and buf and writes buf and w.
+    the very operations, in the very order, of LARC's update then ``torch.optim.SGD``'s.
+    ``lr``, ``decay``, ``factor``, ``keep`` (1: the buffer exists, 0: new, zeroed) are 1-D,
+    one entry per tensor; ``bufs`` is ignored (may be empty) when ``hyper.momentum == 0``.
+    Eager this is several passes; through ``torch.compile`` (``compiled_sgd_update``) one
+    pass per tensor that reads g, w and buf and writes buf and w.
     """
-    norms = torch._foreach_norm(params + grads)
-    n = len(params)
-    w_norm, g_norm = torch.stack(norms[:n]), torch.stack(norms[n:])
-    local_lr = trust_coefficient * w_norm / (g_norm + w_norm * weight_decay + eps)
-    adapted = adapt & (w_norm != 0) & (g_norm != 0)
-    factor = torch.clamp(local_lr / lr, max=1.0) if hyper.clip else local_lr
-    factor = torch.where(adapted, factor, 1.0)
-    decay = torch.where(adapted | ~adapt, weight_decay, 0.0)
-
     step = torch._foreach_add(grads, torch._foreach_mul(params, decay.unbind()))
     torch._foreach_mul_(step, factor.unbind())
     if hyper.momentum != 0:
@@ -171,23 +184,15 @@ def larc_sgd_update(
         else:
             step = bufs
     torch._foreach_sub_(params, torch._foreach_mul(step, lr.unbind()))
-    return Factors(w_norm, g_norm, local_lr, factor, adapted)
 
 
 @functools.cache
-def compiled_larc_sgd_update(device_type: str) -> Callable[..., Factors]:
-    """``larc_sgd_update`` through ``torch.compile`` (C++ on the CPU, Triton on a GPU).
+def compiled_sgd_update() -> Callable[..., None]:
+    """``sgd_update_with_factor`` through ``torch.compile`` (C++ on the CPU, Triton on a GPU).
 
-    On CUDA, Inductor groups the foreach ops into horizontally fused kernels, and with
-    ``combo_kernels`` it also combines the per-tensor norm reductions, so that a step
-    launches a few kernels rather than several per tensor (counted by
-    ``benchmarks/optimizer_step.py --device cuda``; not measured on a GPU yet). The first
-    call compiles, once per set of tensor shapes and ``SgdHyper``.
+    Inductor lowers the foreach ops to one fused loop per tensor, and on CUDA groups those
+    loops horizontally into a few kernels (counted by ``benchmarks/optimizer_step.py
+    --device cuda``; not measured on a GPU yet). The first call compiles, once per set of
+    tensor shapes and ``SgdHyper``.
     """
-    options: dict[str, object] = {}
-    if device_type == "cuda":
-        import torch._inductor.config as inductor_config
-
-        if hasattr(inductor_config, "combo_kernels"):
-            options["combo_kernels"] = True
-    return torch.compile(larc_sgd_update, dynamic=False, options=options)
+    return torch.compile(sgd_update_with_factor, dynamic=False)

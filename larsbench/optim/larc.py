@@ -16,8 +16,9 @@ from larsbench.optim.kernels import (
     PendingUpdates,
     SgdHyper,
     bucketed,
-    compiled_larc_sgd_update,
+    compiled_sgd_update,
     l2_norms,
+    larc_factors,
 )
 from larsbench.optim.trust_stats import TrustRatioStats, TrustStatsBuilder
 
@@ -358,7 +359,6 @@ class LARC(Optimizer):
                 momentum=float(group["momentum"]),
                 dampening=float(group["dampening"]),
                 nesterov=bool(group["nesterov"]),
-                clip=self.clip,
             )
             for k, param in enumerate(group["params"]):
                 grad = param.grad
@@ -373,7 +373,7 @@ class LARC(Optimizer):
             offset += len(group["params"])
         for call in calls.values():
             lr = call.lr_vector(ahead)
-            factors = call.run(self._vector, lr, (self.trust_coefficient, self.eps))
+            factors = call.run(self._vector, lr, self)
             if not ahead and call.hyper.momentum != 0:
                 for param, buf in zip(call.params, call.bufs, strict=True):
                     self.state[param]["momentum_buffer"] = buf
@@ -531,22 +531,28 @@ class _FoldedCall:
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def run(
-        self,
-        vector: Callable[[tuple[Any, ...], Tensor], Tensor],
-        lr: Tensor,
-        trust_coefficient_and_eps: tuple[float, float],
+        self, vector: Callable[[tuple[Any, ...], Tensor], Tensor], lr: Tensor, larc: LARC
     ) -> Factors:
+        """LARC's factors (eager), then SGD's update with them (compiled)."""
         like = self.params[0]
-        trust_coefficient, eps = trust_coefficient_and_eps
-        return compiled_larc_sgd_update(like.device.type)(
+        factors = larc_factors(
+            self.params,
+            self.grads,
+            lr,
+            vector(tuple(self.weight_decay), like),
+            vector(tuple(self.adapt), like),
+            larc.trust_coefficient,
+            larc.eps,
+            larc.clip,
+        )
+        compiled_sgd_update()(
             self.params,
             self.grads,
             self.bufs,
             lr,
-            vector(tuple(self.weight_decay), like),
-            vector(tuple(self.adapt), like),
+            factors.decay,
+            factors.factor,
             vector(tuple(self.keep) or (0.0,), like),
-            vector((trust_coefficient,), like),
-            vector((eps,), like),
             self.hyper,
         )
+        return factors
