@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -196,3 +197,86 @@ def compiled_sgd_update() -> Callable[..., None]:
     tensor shapes and ``SgdHyper``.
     """
     return torch.compile(sgd_update_with_factor, dynamic=False)
+
+
+class FoldedCall:
+    """The tensors of one ``larc_sgd_update`` call, gathered over param groups."""
+
+    def __init__(self, hyper: SgdHyper) -> None:
+        self.hyper = hyper
+        self.indices: list[int] = []
+        self.params: list[Tensor] = []
+        self.grads: list[Tensor] = []
+        self.bufs: list[Tensor] = []
+        self.keep: list[float] = []
+        self.adapt: list[bool] = []
+        self.weight_decay: list[float] = []
+        self._lrs: list[tuple[float | Tensor, int]] = []  # (group lr, its tensors), in order
+
+    def add(
+        self,
+        index: int,
+        param: Tensor,
+        grad: Tensor,
+        buf: Tensor | None,
+        group: dict[str, Any],
+        adapt: bool,
+    ) -> None:
+        self.indices.append(index)
+        self.params.append(param)
+        self.grads.append(grad)
+        if self.hyper.momentum != 0:
+            self.keep.append(0.0 if buf is None else 1.0)
+            self.bufs.append(torch.zeros_like(grad) if buf is None else buf)
+        self.adapt.append(adapt)
+        self.weight_decay.append(float(group["weight_decay"]))
+        lr = group["lr"]
+        if self._lrs and self._lrs[-1][0] is lr:
+            self._lrs[-1] = (lr, self._lrs[-1][1] + 1)
+        else:
+            self._lrs.append((lr, 1))
+
+    def lr_vector(self, ahead: bool) -> Tensor:
+        """Each tensor's group lr, filled on the device (lr changes every step: no upload)."""
+        like = self.params[0]
+        if ahead:
+            return torch.zeros(len(self.params), dtype=like.dtype, device=like.device)
+        parts = [
+            lr.to(like.device, like.dtype).expand(n)
+            if isinstance(lr, Tensor)
+            else torch.full((n,), lr, dtype=like.dtype, device=like.device)
+            for lr, n in self._lrs
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def run(
+        self,
+        vector: Callable[[tuple[Any, ...], Tensor], Tensor],
+        lr: Tensor,
+        trust_coefficient: float,
+        eps: float,
+        clip: bool,
+    ) -> Factors:
+        """LARC's factors (eager), then SGD's update with them (compiled)."""
+        like = self.params[0]
+        factors = larc_factors(
+            self.params,
+            self.grads,
+            lr,
+            vector(tuple(self.weight_decay), like),
+            vector(tuple(self.adapt), like),
+            trust_coefficient,
+            eps,
+            clip,
+        )
+        compiled_sgd_update()(
+            self.params,
+            self.grads,
+            self.bufs,
+            lr,
+            factors.decay,
+            factors.factor,
+            vector(tuple(self.keep) or (0.0,), like),
+            self.hyper,
+        )
+        return factors

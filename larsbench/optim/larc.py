@@ -12,13 +12,11 @@ from torch.optim import Optimizer
 
 from larsbench.optim.kernels import (
     Bucket,
-    Factors,
+    FoldedCall,
     PendingUpdates,
     SgdHyper,
     bucketed,
-    compiled_sgd_update,
     l2_norms,
-    larc_factors,
 )
 from larsbench.optim.trust_stats import TrustRatioStats, TrustStatsBuilder
 
@@ -351,7 +349,7 @@ class LARC(Optimizer):
         ``ahead``: compile only, with lr 0 and throw-away momentum buffers (zero ``g`` and
         lr 0 leave ``w`` exactly as it is).
         """
-        calls: dict[tuple[Any, ...], _FoldedCall] = {}
+        calls: dict[tuple[Any, ...], FoldedCall] = {}
         offset = 0
         for group in self.param_groups:
             _check_foldable_group(group)
@@ -367,13 +365,13 @@ class LARC(Optimizer):
                 if grad.is_sparse:
                     raise ValueError("LARC does not support sparse gradients")
                 key = (param.device, param.dtype, grad.dtype, hyper)
-                call = calls.setdefault(key, _FoldedCall(hyper))
+                call = calls.setdefault(key, FoldedCall(hyper))
                 buf = None if ahead else self.state.get(param, {}).get("momentum_buffer")
                 call.add(offset + k, param, grad, buf, group, not self._excluded(param))
             offset += len(group["params"])
         for call in calls.values():
             lr = call.lr_vector(ahead)
-            factors = call.run(self._vector, lr, self)
+            factors = call.run(self._vector, lr, self.trust_coefficient, self.eps, self.clip)
             if not ahead and call.hyper.momentum != 0:
                 for param, buf in zip(call.params, call.bufs, strict=True):
                     self.state[param]["momentum_buffer"] = buf
@@ -478,81 +476,3 @@ def _check_foldable_group(group: dict[str, Any]) -> None:
         raise ValueError("LARC does not support maximize=True")
     if group.get("differentiable", False):
         raise ValueError("LARC(fold_into_sgd=True) does not support differentiable=True")
-
-
-class _FoldedCall:
-    """The tensors of one ``larc_sgd_update`` call, gathered over param groups."""
-
-    def __init__(self, hyper: SgdHyper) -> None:
-        self.hyper = hyper
-        self.indices: list[int] = []
-        self.params: list[Tensor] = []
-        self.grads: list[Tensor] = []
-        self.bufs: list[Tensor] = []
-        self.keep: list[float] = []
-        self.adapt: list[bool] = []
-        self.weight_decay: list[float] = []
-        self._lrs: list[tuple[float | Tensor, int]] = []  # (group lr, its tensors), in order
-
-    def add(
-        self,
-        index: int,
-        param: Tensor,
-        grad: Tensor,
-        buf: Tensor | None,
-        group: dict[str, Any],
-        adapt: bool,
-    ) -> None:
-        self.indices.append(index)
-        self.params.append(param)
-        self.grads.append(grad)
-        if self.hyper.momentum != 0:
-            self.keep.append(0.0 if buf is None else 1.0)
-            self.bufs.append(torch.zeros_like(grad) if buf is None else buf)
-        self.adapt.append(adapt)
-        self.weight_decay.append(float(group["weight_decay"]))
-        lr = group["lr"]
-        if self._lrs and self._lrs[-1][0] is lr:
-            self._lrs[-1] = (lr, self._lrs[-1][1] + 1)
-        else:
-            self._lrs.append((lr, 1))
-
-    def lr_vector(self, ahead: bool) -> Tensor:
-        """Each tensor's group lr, filled on the device (lr changes every step: no upload)."""
-        like = self.params[0]
-        if ahead:
-            return torch.zeros(len(self.params), dtype=like.dtype, device=like.device)
-        parts = [
-            lr.to(like.device, like.dtype).expand(n)
-            if isinstance(lr, Tensor)
-            else torch.full((n,), lr, dtype=like.dtype, device=like.device)
-            for lr, n in self._lrs
-        ]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def run(
-        self, vector: Callable[[tuple[Any, ...], Tensor], Tensor], lr: Tensor, larc: LARC
-    ) -> Factors:
-        """LARC's factors (eager), then SGD's update with them (compiled)."""
-        like = self.params[0]
-        factors = larc_factors(
-            self.params,
-            self.grads,
-            lr,
-            vector(tuple(self.weight_decay), like),
-            vector(tuple(self.adapt), like),
-            larc.trust_coefficient,
-            larc.eps,
-            larc.clip,
-        )
-        compiled_sgd_update()(
-            self.params,
-            self.grads,
-            self.bufs,
-            lr,
-            factors.decay,
-            factors.factor,
-            vector(tuple(self.keep) or (0.0,), like),
-            self.hyper,
-        )
-        return factors
