@@ -145,11 +145,12 @@ class EvalSyncedDDP(DDP):
     """DDP that gives every rank rank 0's buffers (BatchNorm statistics) when it switches to
     evaluation, so that an evaluation sharded over ranks uses one model.
 
-    With ``broadcast_buffers=True`` DDP broadcasts rank 0's buffers at the start of each
-    training forward, but every rank then updates its own copy in that forward, and DDP
-    does not broadcast in a forward without grad: the ranks would evaluate with statistics
-    one batch apart (and, with ``broadcast_buffers=False``, trained apart). ``eval()`` is
-    therefore a collective: every rank calls it at the same point (``evaluate`` does).
+    With ``forward_sync_buffers`` (formerly ``broadcast_buffers``) on, DDP sends rank 0's
+    buffers at the start of each training forward, and every rank then updates its own copy
+    in that forward: at ``eval()`` the ranks hold statistics one batch apart, and only the
+    next forward (the first evaluation batch) syncs them, if every rank runs one. With it
+    off they have trained apart. ``eval()`` here broadcasts either way, so it is a
+    collective: every rank calls it at the same point (``evaluate`` does).
     """
 
     def train(self, mode: bool = True) -> EvalSyncedDDP:
