@@ -64,6 +64,7 @@ class ModelConfig(_Section):
     small_input: bool = Field(False, description="CIFAR-style stem: 3x3 conv, no max-pool")
     zero_init_residual: bool = False
     width: float = Field(1.0, gt=0, le=4, description="ResNet only: channel multiplier")
+    compile: bool = Field(False, description="torch.compile the model (compiled before the clock)")
 
 
 class DataConfig(_Section):
@@ -119,6 +120,16 @@ class TrainConfig(_Section):
     min_lr: float = Field(0.0, ge=0, description="cosine/poly floor")
     amp: Literal["off", "fp16", "bf16"] = "off"
     channels_last: bool = False
+    ddp_gradient_as_bucket_view: bool = Field(
+        True, description="DDP: gradients are views into the all-reduce buckets (no copy)"
+    )
+    ddp_bucket_cap_mb: float = Field(25.0, gt=0, description="DDP: all-reduce bucket size, MiB")
+    ddp_static_graph: bool = Field(
+        False, description="DDP: the same parameters take part in every step"
+    )
+    ddp_forward_sync_buffers: bool = Field(
+        True, description="DDP: rank 0's BatchNorm statistics to all ranks at every forward"
+    )
     seed: int = 0
     log_every: int = Field(20, ge=1, description="steps between step events (host syncs)")
     max_steps_per_epoch: int = Field(0, ge=0, description="0: the whole epoch")
@@ -149,6 +160,15 @@ class OptimizerConfig(_Section):
     exclude_bias_and_norm: bool = False
     stats_every: int = Field(50, ge=0, description="steps between trust-ratio snapshots; 0: never")
     fused: bool = Field(False, description="LARC: one torch.compile'd pass for the update")
+    fold_into_sgd: bool = Field(
+        False, description="LARC: its factor folded into SGD's compiled update (not with fused)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimizerConfig:
+        if self.fused and self.fold_into_sgd:
+            raise ValueError("fused and fold_into_sgd exclude each other: set one (fold is fused)")
+        return self
 
 
 class ExportConfig(_Section):

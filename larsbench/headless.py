@@ -140,7 +140,8 @@ class HeadlessView:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.latest: dict[str, Any] = {}
-        self._compiles = False  # the run compiles LARC's fused update before training
+        self._compiles = False  # the run compiles the model or LARC's update before training
+        self._compiles_model = False
         self._last_line = 0.0
         self._label = ""
 
@@ -160,7 +161,11 @@ class HeadlessView:
 
     def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
         self.latest = {}
-        self._compiles = run.optimizer.name == "larc" and run.optimizer.fused
+        larc = run.optimizer.name == "larc"
+        self._compiles_model = run.model.compile
+        self._compiles = run.model.compile or (
+            larc and (run.optimizer.fused or run.optimizer.fold_into_sgd)
+        )
         self._label = escape(f"[{index}/{total}] {run.run_id}")
         if self.quiet:
             return
@@ -247,7 +252,8 @@ class HeadlessView:
         if kind == "compile":
             self.latest["compile"] = e
             self.console.print(
-                f"  {self._label}: compiled LARC's fused update in {e.get('seconds', 0.0):.1f} s",
+                f"  {self._label}: compiled {_COMPILED.get(e.get('what'), e.get('what'))} "
+                f"in {e.get('seconds', 0.0):.1f} s",
                 highlight=False,
             )
         elif kind == "run_start":
@@ -276,7 +282,8 @@ class HeadlessView:
             if not self.latest.get("started"):
                 return "starting torchrun"
             if self._compiles and "compile" not in self.latest:
-                return "compiling LARC's fused update (once per run)"
+                what = "the model" if self._compiles_model else "LARC's fused update"
+                return f"compiling {what} (once per run)"
             return "training, first steps"
         parts = [
             f"ep {step.get('epoch')}/{self.latest.get('epochs', '?')}",
@@ -290,3 +297,7 @@ class HeadlessView:
         if ev:
             parts.append(f"top-1 {fmt_pct(ev.get('top1'))}")
         return "  ".join(parts)
+
+
+# compile events' `what`, as the console names them
+_COMPILED = {"model": "the model", "larc_fused_update": "LARC's fused update"}

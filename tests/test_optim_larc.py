@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from larsbench.optim import LARC, TrustRatioStats, parameter_names
-from larsbench.optim.larc import l2_norms
+from larsbench.optim.kernels import l2_norms
 
 # The synthetic problem: two param groups with different lr/wd. Gradients are generated per
 # step independently of the weights, so a float32 run and a float64 reference see the very
@@ -72,6 +72,18 @@ def make_sgd(params: list[nn.Parameter], **sgd_kwargs) -> torch.optim.SGD:
         for g in GROUPS
     ]
     return torch.optim.SGD(groups, lr=1.0, **sgd_kwargs)
+
+
+# LARC's update modes: eager multi-tensor ops, the compiled decay-and-scale pass, and the
+# factor folded into SGD's compiled update. The compiled ones compile per set of shapes and
+# momentum/clip options (seconds each on this CPU; Inductor's disk cache keeps them).
+MODES = ["eager", "fused", "fold"]
+
+
+def make_larc(optimizer: torch.optim.Optimizer, mode: str, *args, **kwargs) -> LARC:
+    """LARC in update mode `mode` (one of MODES)."""
+    options = {"eager": {}, "fused": {"fused": True}, "fold": {"fold_into_sgd": True}}[mode]
+    return LARC(optimizer, *args, **kwargs, **options)
 
 
 def set_grads(params: list[nn.Parameter], step: int) -> None:
@@ -177,14 +189,16 @@ MOMENTA = [
 ]
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("momentum,nesterov", MOMENTA)
 @pytest.mark.parametrize("clip", [True, False], ids=["clip", "scale"])
 @pytest.mark.parametrize("trust_coefficient", [1e-3, 2e-2])
 def test_matches_float64_reference(
-    trust_coefficient: float, clip: bool, momentum: float, nesterov: bool
+    trust_coefficient: float, clip: bool, momentum: float, nesterov: bool, mode: str
 ) -> None:
     params = make_params()
-    larc = LARC(make_sgd(params, momentum=momentum, nesterov=nesterov), trust_coefficient, clip)
+    sgd = make_sgd(params, momentum=momentum, nesterov=nesterov)
+    larc = make_larc(sgd, mode, trust_coefficient, clip)
     run(larc, params, range(STEPS))
     expected = reference_larc(
         STEPS, trust_coefficient=trust_coefficient, clip=clip, momentum=momentum, nesterov=nesterov
@@ -193,18 +207,20 @@ def test_matches_float64_reference(
     assert torch.equal(params[NO_GRAD].detach(), initial_values()[NO_GRAD])
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("clip", [True, False], ids=["clip", "scale"])
-def test_matches_apex_transcription_in_float32(clip: bool) -> None:
+def test_matches_apex_transcription_in_float32(clip: bool, mode: str) -> None:
     params, apex_params = make_params(), make_params()
-    larc = LARC(make_sgd(params, momentum=0.9, nesterov=True), 2e-2, clip)
+    larc = make_larc(make_sgd(params, momentum=0.9, nesterov=True), mode, 2e-2, clip)
     apex_sgd = make_sgd(apex_params, momentum=0.9, nesterov=True)
     run(larc, params, range(STEPS))
     for t in range(STEPS):
         set_grads(apex_params, t)
         apex_larc_step(apex_sgd, 2e-2, clip)
     # Same float32 formula in the same order. The norms differ by a few ulps (larsbench takes
-    # sqrt(BLAS dot) on the CPU, apex torch.norm: other summation orders), and so do fused
-    # multiply-adds; measured 1.0e-7 after 25 steps, far below any algorithmic change (1e-3).
+    # sqrt(BLAS dot) on the CPU, apex torch.norm, the compiled modes their own loops: other
+    # summation orders), and so do fused multiply-adds; measured at most 1.0e-7 after 25
+    # steps in eager mode, far below any algorithmic change (1e-3).
     assert max_relative_error(params, [p.detach() for p in apex_params]) < 5e-7
 
 
@@ -247,7 +263,8 @@ def test_fused_update_matches_float64_reference_and_eager() -> None:
     assert "fused=True" in repr(fused)
 
 
-def test_fused_update_is_one_graph_for_many_param_groups() -> None:
+@pytest.mark.parametrize("mode", ["fused", "fold"])
+def test_fused_update_is_one_graph_for_many_param_groups(mode: str) -> None:
     """Ten groups compile once: one graph per group would pass torch._dynamo's recompile
     limit of 8 (and fullgraph=True would raise there)."""
     torch._dynamo.reset()
@@ -255,12 +272,12 @@ def test_fused_update_is_one_graph_for_many_param_groups() -> None:
     gen = torch.Generator().manual_seed(5)
     values = [torch.randn(4, 3, generator=gen) for _ in range(10)]
     made = []
-    for fused in (True, False):
+    for larc_mode in (mode, "eager"):
         params = [nn.Parameter(v.clone()) for v in values]
         groups = [
             {"params": [p], "lr": 0.1 * (i + 1), "weight_decay": 1e-3} for i, p in enumerate(params)
         ]
-        larc = LARC(torch.optim.SGD(groups, lr=1.0, momentum=0.9), 2e-2, fused=fused)
+        larc = make_larc(torch.optim.SGD(groups, lr=1.0, momentum=0.9), larc_mode, 2e-2)
         for t in range(3):
             step_gen = torch.Generator().manual_seed(t)
             for p in params:
@@ -271,7 +288,8 @@ def test_fused_update_is_one_graph_for_many_param_groups() -> None:
     assert max_relative_error(made[0], [p.detach() for p in made[1]]) < 1e-6
 
 
-def test_compile_fused_update_compiles_ahead_and_changes_nothing() -> None:
+@pytest.mark.parametrize("mode", ["fused", "fold"])
+def test_compile_fused_update_compiles_ahead_and_changes_nothing(mode: str) -> None:
     torch._dynamo.reset()
     counters = torch._dynamo.utils.counters
     counters.clear()
@@ -279,7 +297,7 @@ def test_compile_fused_update_compiles_ahead_and_changes_nothing() -> None:
     model = _mlp()
     before = copy.deepcopy(model.state_dict())
     sgd = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-4)
-    larc = LARC(sgd, trust_coefficient=2e-2, fused=True)
+    larc = make_larc(sgd, mode, trust_coefficient=2e-2)
     larc.compile_fused_update()
     assert counters["stats"]["unique_graphs"] == 1
     assert all(p.grad is None for p in model.parameters())
@@ -294,6 +312,52 @@ def test_compile_fused_update_compiles_ahead_and_changes_nothing() -> None:
         larc.compile_fused_update()
 
 
+def test_fold_keeps_sgd_state_interchangeable_and_gradients_unmodified() -> None:
+    """fold_into_sgd's momentum buffers are SGD's own: a state dict saved from a folded run
+    continues in an eager one (and back) as if one mode had run throughout."""
+    folded_params, eager_params = make_params(), make_params()
+    folded = make_larc(make_sgd(folded_params, momentum=0.9, nesterov=True), "fold", 2e-2)
+    eager = make_larc(make_sgd(eager_params, momentum=0.9, nesterov=True), "eager", 2e-2)
+    set_grads(folded_params, 0)
+    raw = [None if p.grad is None else p.grad.clone() for p in folded_params]
+    folded.step()
+    assert all(
+        (g is None and p.grad is None) or torch.equal(p.grad, g)
+        for p, g in zip(folded_params, raw, strict=True)
+    )  # fold writes w and the buffer, never g
+    run(folded, folded_params, range(1, 8))
+    run(eager, eager_params, range(8))
+    for p, q in zip(folded_params, eager_params, strict=True):
+        if p.grad is not None:
+            torch.testing.assert_close(
+                folded.state[p]["momentum_buffer"], eager.state[q]["momentum_buffer"]
+            )
+    assert folded.state_dict()["state"].keys() == eager.state_dict()["state"].keys()
+
+    resumed_params = [nn.Parameter(p.detach().clone()) for p in folded_params]
+    resumed = make_larc(make_sgd(resumed_params, momentum=0.9, nesterov=True), "eager", 2e-2)
+    resumed.load_state_dict(copy.deepcopy(folded.state_dict()))  # load_state_dict aliases
+    run(resumed, resumed_params, range(8, STEPS))
+    run(folded, folded_params, range(8, STEPS))
+    expected = reference_larc(STEPS, trust_coefficient=2e-2, clip=True, momentum=0.9, nesterov=True)
+    assert max_relative_error(resumed_params, expected) < REL_TOL
+    assert max_relative_error(folded_params, expected) < REL_TOL
+    assert resumed.step_count == folded.step_count == STEPS
+
+
+def test_fold_needs_a_plain_sgd_and_excludes_fused() -> None:
+    params = make_params()
+    with pytest.raises(TypeError, match="wraps an SGD, got AdamW"):
+        LARC(torch.optim.AdamW(params), fold_into_sgd=True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        LARC(make_sgd(params), fused=True, fold_into_sgd=True)
+    larc = LARC(make_sgd(params, maximize=True), fold_into_sgd=True)
+    set_grads(params, 0)
+    with pytest.raises(ValueError, match="maximize"):
+        larc.step()
+    assert "fold_into_sgd=True" in repr(larc)
+
+
 def test_compile_fused_update_without_fused_does_nothing() -> None:
     params = make_params()
     larc = LARC(make_sgd(params), 2e-2)
@@ -301,9 +365,11 @@ def test_compile_fused_update_without_fused_does_nothing() -> None:
     assert all(p.grad is None for p in params)
 
 
-def test_fused_step_does_not_sync_once_compiled() -> None:
+@pytest.mark.parametrize("mode", ["fused", "fold"])
+def test_fused_step_does_not_sync_once_compiled(mode: str) -> None:
     params = make_params()
-    larc = LARC(make_sgd(params, momentum=0.9, nesterov=True), 2e-2, fused=True, stats_every=1)
+    sgd = make_sgd(params, momentum=0.9, nesterov=True)
+    larc = make_larc(sgd, mode, 2e-2, stats_every=1)
     run(larc, params, range(1))  # compiles (or loads the graph the test above compiled)
     for t in range(1, 4):
         set_grads(params, t)
@@ -324,9 +390,10 @@ def test_reference_problem_exercises_clipping_both_ways() -> None:
     assert seen == {True, False}
 
 
-def test_zero_norm_tensor_is_untouched_and_not_decayed() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_zero_norm_tensor_is_untouched_and_not_decayed(mode: str) -> None:
     params = make_params()
-    larc = LARC(make_sgd(params), 2e-2)
+    larc = make_larc(make_sgd(params), mode, 2e-2)
     set_grads(params, 0)
     grads = [None if p.grad is None else p.grad.clone() for p in params]
     larc.step()
@@ -387,9 +454,10 @@ def test_step_hooks_and_closure() -> None:
     assert larc.step_count == 1
 
 
-def test_lr_scheduler_drives_the_inner_lr() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_lr_scheduler_drives_the_inner_lr(mode: str) -> None:
     params = make_params()
-    larc = LARC(make_sgd(params, momentum=0.9), 2e-2)
+    larc = make_larc(make_sgd(params, momentum=0.9), mode, 2e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(larc, step_size=4, gamma=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # also: no "scheduler.step() before optimizer.step()"
@@ -408,9 +476,10 @@ def test_lr_scheduler_drives_the_inner_lr() -> None:
     assert max_relative_error(params, expected) < REL_TOL
 
 
-def test_lambda_lr_with_zero_warmup_start() -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_lambda_lr_with_zero_warmup_start(mode: str) -> None:
     params = make_params()
-    larc = LARC(make_sgd(params, momentum=0.9))
+    larc = make_larc(make_sgd(params, momentum=0.9), mode)
     scheduler = torch.optim.lr_scheduler.LambdaLR(larc, lambda s: min(1.0, s / 3))
     assert larc.param_groups[0]["lr"] == 0.0
     run(larc, params, range(1))  # lr 0: local_lr / lr is inf, the factor clips to 1
@@ -549,17 +618,18 @@ def test_step_does_not_sync(clip: bool) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("fused", [False, True], ids=["eager", "fused"])
-def test_step_does_not_sync_on_cuda(fused: bool) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_step_does_not_sync_on_cuda(mode: str) -> None:
     params = [nn.Parameter(v.cuda()) for v in initial_values()]
-    larc = LARC(
-        make_sgd(params, momentum=0.9), exclude_bias_and_norm=True, stats_every=1, fused=fused
+    larc = make_larc(
+        make_sgd(params, momentum=0.9), mode, exclude_bias_and_norm=True, stats_every=1
     )
+    compiles = mode != "eager"
     for t in range(3):
         for p, g in zip(params, gradients(t), strict=True):
             p.grad = None if g is None else g.cuda()
         torch.cuda.synchronize()
-        if fused and t == 0:
+        if compiles and t == 0:
             larc.step()  # compiles (Triton): compiling may sync, stepping must not
             continue
         torch.cuda.set_sync_debug_mode("error")
@@ -573,15 +643,20 @@ def test_step_does_not_sync_on_cuda(fused: bool) -> None:
 # ----------------------------------------------------------------------------- exclusion
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_exclude_bias_and_norm_gives_plain_sgd_treatment(nesterov: bool) -> None:
-    """1-D tensors follow plain SGD exactly; the others follow LARC without exclusion."""
+def test_exclude_bias_and_norm_gives_plain_sgd_treatment(nesterov: bool, mode: str) -> None:
+    """1-D tensors follow plain SGD exactly (fold: to float32 rounding, its compiled pass
+    contracts multiply-adds); the others follow LARC without exclusion."""
     excluded_params, plain_sgd_params, larc_params = make_params(), make_params(), make_params()
-    excluded = LARC(
-        make_sgd(excluded_params, momentum=0.9, nesterov=nesterov), 2e-2, exclude_bias_and_norm=True
+    excluded = make_larc(
+        make_sgd(excluded_params, momentum=0.9, nesterov=nesterov),
+        mode,
+        2e-2,
+        exclude_bias_and_norm=True,
     )
     plain_sgd = make_sgd(plain_sgd_params, momentum=0.9, nesterov=nesterov)
-    larc = LARC(make_sgd(larc_params, momentum=0.9, nesterov=nesterov), 2e-2)
+    larc = make_larc(make_sgd(larc_params, momentum=0.9, nesterov=nesterov), mode, 2e-2)
     for opt, params in [
         (excluded, excluded_params),
         (plain_sgd, plain_sgd_params),
@@ -590,7 +665,10 @@ def test_exclude_bias_and_norm_gives_plain_sgd_treatment(nesterov: bool) -> None
         run(opt, params, range(10))
     for i, p in enumerate(excluded_params):
         twin = plain_sgd_params[i] if p.ndim <= 1 else larc_params[i]
-        assert torch.equal(p, twin), i
+        if mode == "fold" and p.ndim <= 1:
+            torch.testing.assert_close(p, twin, rtol=1e-6, atol=1e-7)
+        else:
+            assert torch.equal(p, twin), i
     assert not torch.equal(excluded_params[1], larc_params[1])  # exclusion did change something
 
 
@@ -654,11 +732,17 @@ def test_stats_every_records_on_multiples_of_the_step_count() -> None:
         LARC(make_sgd(make_params()), stats_every=-1)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("clip", [True, False], ids=["clip", "scale"])
-def test_stats_values_follow_the_formula(clip: bool) -> None:
+def test_stats_values_follow_the_formula(clip: bool, mode: str) -> None:
     params = make_params()
-    larc = LARC(
-        make_sgd(params, momentum=0.9), 2e-2, clip, exclude=lambda p: p is params[2], stats_every=1
+    larc = make_larc(
+        make_sgd(params, momentum=0.9),
+        mode,
+        2e-2,
+        clip,
+        exclude=lambda p: p is params[2],
+        stats_every=1,
     )
     set_grads(params, 0)
     weights = [p.detach().double().clone() for p in params]

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices
 
+from larsbench.optim.kernels import (
+    Bucket,
+    FoldedCall,
+    PendingUpdates,
+    SgdHyper,
+    bucketed,
+    l2_norms,
+)
 from larsbench.optim.trust_stats import TrustRatioStats, TrustStatsBuilder
 
 ExcludeFn = Callable[[Tensor], bool]
@@ -19,93 +25,6 @@ ExcludeFn = Callable[[Tensor], bool]
 
 def _is_bias_or_norm(param: Tensor) -> bool:
     return param.ndim <= 1
-
-
-def l2_norms(tensors: list[Tensor]) -> Tensor:
-    """The L2 norm of each tensor, stacked into one 1-D tensor on their device. No sync.
-
-    Where the device has multi-tensor kernels (CUDA) this is one ``torch._foreach_norm``.
-    Elsewhere (CPU) foreach ops are a loop over the tensors anyway, and there ``sqrt(w . w)``
-    through BLAS ``dot`` is about 1.3x faster than ``vector_norm`` on float32 at 2 threads and
-    closer to a float64 reference (ResNet50's tensors: 6e-6 relative vs 4e-5), so float32 and
-    float64 take it.
-    """
-    first = tensors[0]
-    if first.device.type in _get_foreach_kernels_supported_devices() or first.dtype not in (
-        torch.float32,
-        torch.float64,
-    ):
-        return torch.stack(torch._foreach_norm(tensors))
-    flat = [t.reshape(-1) for t in tensors]  # a view when contiguous, the usual case
-    return torch.stack([torch.dot(f, f) for f in flat]).sqrt()
-
-
-def decay_and_scale(
-    grads: list[Tensor], params: list[Tensor], decay: Tensor, factor: Tensor
-) -> None:
-    """g <- (g + decay * w) * factor in place, with one value of decay and factor per tensor.
-
-    Eager, these are two multi-tensor passes over the gradients; no eager op computes
-    ``a * g + b * w`` with per-tensor device scalars in one.
-    """
-    # decay first: foreach has a multi-tensor CUDA path for a 0-d tensor1 list
-    torch._foreach_addcmul_(grads, decay.unbind(), params)
-    torch._foreach_mul_(grads, factor.unbind())
-
-
-@functools.cache
-def fused_decay_and_scale() -> Callable[[list[Tensor], list[Tensor], Tensor, Tensor], None]:
-    """``decay_and_scale`` through ``torch.compile``: one generated pass per tensor (Triton on
-    a GPU, C++ on the CPU). The first call compiles, once per set of tensor shapes; past
-    torch._dynamo's recompile limit (8 sets) a call runs eager (not fullgraph=True: that
-    would raise there)."""
-    return torch.compile(decay_and_scale, dynamic=False)
-
-
-class _PendingUpdates:
-    """One step's decay-and-scale updates, gathered per device and dtype so that each runs
-    as one call: one compiled graph with ``fused=True`` however many param groups."""
-
-    def __init__(self) -> None:
-        self._parts: dict[tuple[torch.device, torch.dtype], tuple[list[Tensor], ...]] = {}
-
-    def add(self, grads: list[Tensor], params: list[Tensor], decay: Tensor, factor: Tensor) -> None:
-        gs, ps, decays, factors = self._parts.setdefault(
-            (decay.device, decay.dtype), ([], [], [], [])
-        )
-        gs.extend(grads)
-        ps.extend(params)
-        decays.append(decay)
-        factors.append(factor)
-
-    def apply(self, fused: bool) -> None:
-        update = fused_decay_and_scale() if fused else decay_and_scale
-        for gs, ps, decays, factors in self._parts.values():
-            update(gs, ps, torch.cat(decays), torch.cat(factors))
-
-
-class _Bucket:
-    """Tensors of one param group that share device and dtypes, so foreach ops take them."""
-
-    __slots__ = ("grads", "indices", "params")
-
-    def __init__(self) -> None:
-        self.params: list[Tensor] = []
-        self.grads: list[Tensor] = []
-        self.indices: list[int] = []
-
-
-def _bucketed(items: Iterable[tuple[int, Tensor, Tensor]]) -> list[_Bucket]:
-    buckets: dict[tuple[torch.device, torch.dtype, torch.dtype], _Bucket] = {}
-    for index, param, grad in items:
-        key = (param.device, param.dtype, grad.dtype)
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = _Bucket()
-        bucket.params.append(param)
-        bucket.grads.append(grad)
-        bucket.indices.append(index)
-    return list(buckets.values())
 
 
 class LARC(Optimizer):
@@ -143,6 +62,16 @@ class LARC(Optimizer):
       on a 2-core CPU for ResNet50, 5 s once Inductor's on-disk cache has it); it needs what
       ``torch.compile`` needs (a C++ compiler on the CPU, Triton on a GPU).
 
+    - ``fold_into_sgd``: with a ``torch.optim.SGD`` inside, LARC performs SGD's update
+      itself, with the factor folded in: one compiled pass per tensor that reads ``g``,
+      ``w`` and the momentum buffer and writes the buffer and ``w`` (SGD's own traffic),
+      after one pass that reads ``w`` and ``g`` for the norms. The kernels are in
+      ``larsbench.optim.kernels``. The results are SGD-after-LARC's to float32 rounding;
+      the momentum buffers are SGD's own ``state[p]["momentum_buffer"]``, so state dicts
+      stay interchangeable. Differences: ``p.grad`` is left as it was (nothing writes it),
+      and the inner SGD's ``step()`` (and its hooks) does not run. Compiles like ``fused``
+      (``compile_fused_update()`` compiles it ahead); excludes ``fused``.
+
     - ``stats_every``: on steps where the LARC step count (1-based number of ``step()``
       calls) is a multiple of it, record a :class:`TrustRatioStats` in ``latest_stats``
       (0 = never). Recording stays on the device; ``TrustRatioStats.to_host()`` is the one
@@ -171,6 +100,7 @@ class LARC(Optimizer):
         exclude_bias_and_norm: bool = False,
         stats_every: int = 0,
         fused: bool = False,
+        fold_into_sgd: bool = False,
     ) -> None:
         # Optimizer.__init__ is not called on purpose: it would build a second set of
         # param_groups and state. The attributes it sets that are LARC's own follow.
@@ -184,6 +114,8 @@ class LARC(Optimizer):
             raise ValueError(f"eps must be >= 0, got {eps}")
         if isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 0:
             raise ValueError(f"stats_every must be an int >= 0, got {stats_every!r}")
+        if fold_into_sgd:
+            _check_foldable(optimizer, fused)
         self.optimizer = optimizer
         self.trust_coefficient = float(trust_coefficient)
         self.clip = bool(clip)
@@ -192,6 +124,8 @@ class LARC(Optimizer):
         self.exclude_bias_and_norm = bool(exclude_bias_and_norm)
         self.stats_every = stats_every
         self.fused = bool(fused)
+        self.fold_into_sgd = bool(fold_into_sgd)
+        self._vectors: dict[tuple[Any, ...], Tensor] = {}  # fold_into_sgd's per-tensor constants
         self._larc_step = 0
         self._latest_stats: TrustRatioStats | None = None
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -253,7 +187,8 @@ class LARC(Optimizer):
         return (
             f"LARC(trust_coefficient={self.trust_coefficient}, clip={self.clip}, eps={self.eps}, "
             f"exclude_bias_and_norm={self.exclude_bias_and_norm}{extra}, "
-            f"stats_every={self.stats_every}, fused={self.fused}) wrapping {self.optimizer!r}"
+            f"stats_every={self.stats_every}, fused={self.fused}, "
+            f"fold_into_sgd={self.fold_into_sgd}) wrapping {self.optimizer!r}"
         )
 
     def _excluded(self, param: Tensor) -> bool:
@@ -271,6 +206,11 @@ class LARC(Optimizer):
         self._larc_step += 1
         record = self.stats_every > 0 and self._larc_step % self.stats_every == 0
         stats = TrustStatsBuilder(self._larc_step) if record else None
+        if self.fold_into_sgd:
+            self._folded_step(stats, ahead=False)
+            if stats is not None:
+                self._latest_stats = stats.build()
+            return loss
         taken_over, updates = self._adapt_groups(stats)
         updates.apply(self.fused)
 
@@ -288,16 +228,18 @@ class LARC(Optimizer):
 
     @torch.no_grad()
     def compile_fused_update(self) -> None:
-        """With ``fused=True``: compile the update now instead of in the first ``step()``.
+        """With ``fused`` or ``fold_into_sgd``: compile the update now, not in the first step.
 
         Runs the update once on zero gradients for every parameter that requires grad (the
         graph depends only on which tensors take part, not on values), then removes them:
         parameters, optimizer state and ``step_count`` stay as they were. Call it before the
         first backward, so that training's first step is not the one that compiles; a
         parameter with a gradient already raises ``RuntimeError``. Does nothing without
-        ``fused``. On a GPU the kernel launch is asynchronous: synchronise before timing it.
+        ``fused`` or ``fold_into_sgd`` (that one runs with lr 0 and throw-away momentum
+        buffers, which leaves ``w`` exactly as it is). On a GPU the kernel launch is
+        asynchronous: synchronise before timing it.
         """
-        if not self.fused:
+        if not (self.fused or self.fold_into_sgd):
             return
         params = [p for group in self.param_groups for p in group["params"] if p.requires_grad]
         if any(p.grad is not None for p in params):
@@ -308,22 +250,25 @@ class LARC(Optimizer):
         try:
             for p in params:
                 p.grad = torch.zeros_like(p)
-            _, updates = self._adapt_groups(None)
-            updates.apply(fused=True)
+            if self.fold_into_sgd:
+                self._folded_step(None, ahead=True)
+            else:
+                _, updates = self._adapt_groups(None)
+                updates.apply(fused=True)
         finally:
             for p in params:
                 p.grad = None
 
     def _adapt_groups(
         self, stats: TrustStatsBuilder | None
-    ) -> tuple[list[tuple[dict[str, Any], Any]], _PendingUpdates]:
+    ) -> tuple[list[tuple[dict[str, Any], Any]], PendingUpdates]:
         """Norms, factors and weight decay of every group; the gradient updates are queued.
 
         Returns the groups whose weight decay LARC takes over (with their value) and the
         queued updates.
         """
         taken_over: list[tuple[dict[str, Any], Any]] = []
-        updates = _PendingUpdates()
+        updates = PendingUpdates()
         offset = 0
         for group in self.param_groups:
             if group.get("maximize", False):
@@ -343,15 +288,15 @@ class LARC(Optimizer):
             wd = group.get("weight_decay", 0.0)
             lr = group["lr"]
             if excluded and stats is not None:
-                for bucket in _bucketed(excluded):
+                for bucket in bucketed(excluded):
                     self._record_excluded(stats, bucket, lr)
             if not adapted:
                 continue  # the inner optimizer handles this group on its own, weight decay too
             has_wd = isinstance(wd, Tensor) or wd != 0
-            for bucket in _bucketed(adapted):
+            for bucket in bucketed(adapted):
                 self._adapt(bucket, lr, wd, has_wd, stats, updates)
             if excluded and has_wd:
-                for bucket in _bucketed(excluded):
+                for bucket in bucketed(excluded):
                     if isinstance(wd, Tensor):
                         torch._foreach_add_(bucket.grads, torch._foreach_mul(bucket.params, wd))
                     else:
@@ -362,12 +307,12 @@ class LARC(Optimizer):
 
     def _adapt(
         self,
-        bucket: _Bucket,
+        bucket: Bucket,
         lr: float | Tensor,
         wd: float | Tensor,
         has_wd: bool,
         stats: TrustStatsBuilder | None,
-        updates: _PendingUpdates,
+        updates: PendingUpdates,
     ) -> None:
         """g <- (g + decay * w) * factor for one bucket, all on the device (with weight decay,
         queued in `updates`)."""
@@ -398,8 +343,74 @@ class LARC(Optimizer):
                 lr,
             )
 
+    def _folded_step(self, stats: TrustStatsBuilder | None, ahead: bool) -> None:
+        """``fold_into_sgd``: one compiled call per device, dtypes and momentum options.
+
+        ``ahead``: compile only, with lr 0 and throw-away momentum buffers (zero ``g`` and
+        lr 0 leave ``w`` exactly as it is).
+        """
+        calls: dict[tuple[Any, ...], FoldedCall] = {}
+        offset = 0
+        for group in self.param_groups:
+            _check_foldable_group(group)
+            hyper = SgdHyper(
+                momentum=float(group["momentum"]),
+                dampening=float(group["dampening"]),
+                nesterov=bool(group["nesterov"]),
+            )
+            for k, param in enumerate(group["params"]):
+                grad = param.grad
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    raise ValueError("LARC does not support sparse gradients")
+                key = (param.device, param.dtype, grad.dtype, hyper)
+                call = calls.setdefault(key, FoldedCall(hyper))
+                buf = None if ahead else self.state.get(param, {}).get("momentum_buffer")
+                call.add(offset + k, param, grad, buf, group, not self._excluded(param))
+            offset += len(group["params"])
+        for call in calls.values():
+            lr = call.lr_vector(ahead)
+            factors = call.run(self._vector, lr, self.trust_coefficient, self.eps, self.clip)
+            if not ahead and call.hyper.momentum != 0:
+                for param, buf in zip(call.params, call.bufs, strict=True):
+                    self.state[param]["momentum_buffer"] = buf
+            if stats is not None:
+                clipped = (
+                    factors.adapted & (factors.local_lr < lr)
+                    if self.clip
+                    else torch.zeros_like(factors.adapted)
+                )
+                stats.add(
+                    call.indices,
+                    factors.weight_norm,
+                    factors.grad_norm,
+                    torch.where(factors.adapted, factors.local_lr, float("nan")),
+                    factors.factor,
+                    clipped,
+                    factors.adapted,
+                    lr,
+                )
+
+    def _vector(self, values: tuple[Any, ...], like: Tensor) -> Tensor:
+        """A 1-D tensor of ``values`` on ``like``'s device, cached, so that a steady-state
+        step builds nothing. All-equal values are filled on the device; mixed ones (an
+        exclusion mask, per-group weight decays) are uploaded, once."""
+        dtype = torch.bool if isinstance(values[0], bool) else like.dtype
+        key = (like.device, dtype, values)  # dtype too: (1.0,) == (True,) in Python
+        vector = self._vectors.get(key)
+        if vector is None:
+            if len(self._vectors) > 64:  # the exclusion rule or weight decays keep changing
+                self._vectors.clear()
+            if all(v == values[0] for v in values):
+                vector = torch.full((len(values),), values[0], dtype=dtype, device=like.device)
+            else:
+                vector = torch.tensor(values, dtype=dtype, device=like.device)
+            self._vectors[key] = vector
+        return vector
+
     def _record_excluded(
-        self, stats: TrustStatsBuilder, bucket: _Bucket, lr: float | Tensor
+        self, stats: TrustStatsBuilder, bucket: Bucket, lr: float | Tensor
     ) -> None:
         n = len(bucket.params)
         norms = l2_norms(bucket.params + bucket.grads)
@@ -448,3 +459,20 @@ class LARC(Optimizer):
             self._larc_step = int(larc["step"])
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
+
+
+def _check_foldable(optimizer: Optimizer, fused: bool) -> None:
+    if type(optimizer) is not torch.optim.SGD:
+        raise TypeError(
+            "LARC(fold_into_sgd=True) performs torch.optim.SGD's update itself: it wraps an "
+            f"SGD, got {type(optimizer).__name__}"
+        )
+    if fused:
+        raise ValueError("LARC: fused and fold_into_sgd exclude each other (fold is fused too)")
+
+
+def _check_foldable_group(group: dict[str, Any]) -> None:
+    if group.get("maximize", False):
+        raise ValueError("LARC does not support maximize=True")
+    if group.get("differentiable", False):
+        raise ValueError("LARC(fold_into_sgd=True) does not support differentiable=True")

@@ -87,8 +87,12 @@ class TrustStatsBuilder:
         adapted: torch.Tensor,
         lr: float | torch.Tensor,
     ) -> None:
-        """Record one bucket: 1-D tensors with one entry per index of ``indices``."""
-        lr_vec = torch.empty_like(weight_norm, dtype=torch.float32).fill_(lr)
+        """Record one bucket: 1-D tensors with one entry per index of ``indices``; ``lr`` is
+        one value for all, or a 1-D tensor with one per index."""
+        if isinstance(lr, torch.Tensor) and lr.ndim == 1:
+            lr_vec = lr.to(torch.float32)
+        else:
+            lr_vec = torch.empty_like(weight_norm, dtype=torch.float32).fill_(lr)
         floats = [t.to(torch.float32) for t in (weight_norm, grad_norm, local_lr, factor)]
         self._indices.append(indices)
         self._parts.append((*floats, lr_vec, clipped, adapted))

@@ -256,9 +256,8 @@ def train(run: RunConfig, paths: RunPaths, d: Dist, stop: StopRequest) -> None:
             restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
             **ranks,
         )
-    compile_seconds = compile_ahead(optimizer, d)
-    if compile_seconds is not None:
-        emit("compile", what="larc_fused_update", seconds=round(compile_seconds, 3))
+    for what, seconds in compile_ahead(parts, run, d):
+        emit("compile", what=what, seconds=round(seconds, 3))
     started = time.perf_counter()
     if run.train.mode == "throughput":
         from larsbench.train.throughput import run_throughput
