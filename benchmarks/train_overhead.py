@@ -213,8 +213,8 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
 
     from larsbench.config import RunConfig, plan_run
     from larsbench.events import EventWriter
+    from larsbench.train.report import Interval, report_interval
     from larsbench.train.setup import Dist, autocast, build_parts, to_device
-    from larsbench.train.worker import Interval, report_interval
 
     run = RunConfig.from_dict(config)
     torch.set_num_threads(run.threads_per_rank)
@@ -246,7 +246,7 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp_dir, EventWriter(Path(tmp_dir) / "e") as out:
 
             def report() -> None:  # every log_every steps: one all-gather, one event line
-                fields = report_interval(interval, d, False)
+                fields = report_interval(interval, d).event_fields()
                 out.emit(
                     "step", epoch=1, step=1, epoch_step=1, steps_per_epoch=22, lr=0.1, **fields
                 )

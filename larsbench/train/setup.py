@@ -129,6 +129,7 @@ def build_parts(run: RunConfig, d: Dist, num_classes: int, plan: RunPlan) -> Par
         steps_per_epoch=plan.steps_per_epoch,
         total_steps=plan.total_steps,
         warmup_steps=plan.warmup_steps,
+        warmup_start_factor=run.train.warmup_start_factor,
         step_size=run.train.step_size,
         milestones=tuple(run.train.milestones),
         gamma=run.train.gamma,
