@@ -51,6 +51,7 @@ ROW_FIELDS = (
     "epochs",
     "epochs_done",
     "batch_size",
+    "accumulate_steps",
     "world_size",
     "lr",
     "optimizer",
