@@ -99,11 +99,14 @@ def test_a_stop_checkpoints_at_the_next_step_not_the_next_report_and_resumes(
     assert (end["status"], end["step"]) == ("stopped", 2)
     saved = events(tmp_path, "checkpoint")
     assert [(c["epoch"], c["epoch_step"]) for c in saved] == [(1, 2)]
-    assert not events(tmp_path, "eval") and not events(tmp_path, "step")
+    assert not events(tmp_path, "eval")
+    assert [e["step"] for e in events(tmp_path, "step")] == [2]  # the stop reports its steps
     worker.train(run, RunPaths(tmp_path), one_rank, StopAsked(at=10**9))
     resume = events(tmp_path, "resume")
     assert [(r["epoch"], r["epoch_step"], r["step"]) for r in resume] == [(1, 2, 2)]
-    assert [e["step"] for e in events(tmp_path, "step")] == [4, 8]  # the epochs' last steps
+    steps = events(tmp_path, "step")
+    assert [e["step"] for e in steps] == [2, 4, 8]  # then the epochs' last steps
+    assert sum(e["interval_steps"] for e in steps) == 8  # every step reported once
     assert events(tmp_path, "run_end")[-1]["status"] == "completed"
 
 

@@ -131,7 +131,7 @@ def train_one_epoch(
         interval.add(loss, labels.shape[0], data_seconds)
         last = epoch_step == s.plan.steps_per_epoch
         signs = Signs(step, stop=vote.agreed(), finished=last and epoch == run.train.epochs)
-        if step % run.train.log_every == 0 or last:
+        if step % run.train.log_every == 0 or last or signs.stop:  # a stop reports its steps
             report = report_interval(interval, d)
             emit_step(s, epoch, epoch_step, step, lr, report, result)
             signs = replace(signs, loss=report.loss, nonfinite=report.nonfinite)
