@@ -213,8 +213,9 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
 
     from larsbench.config import RunConfig, plan_run
     from larsbench.events import EventWriter
+    from larsbench.train.report import Interval, report_interval
     from larsbench.train.setup import Dist, autocast, build_parts, to_device
-    from larsbench.train.worker import Interval, report_interval
+    from larsbench.train.stop import StopRequest, StopVote
 
     run = RunConfig.from_dict(config)
     torch.set_num_threads(run.threads_per_rank)
@@ -229,6 +230,7 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
         parts.optimizer.step()  # the scheduler expects a step before its own
         interval = Interval(d.device)
         every = run.train.log_every
+        vote = StopVote(StopRequest())
 
         def to_device_autocast() -> None:
             to_device(images, labels, d, run)
@@ -246,7 +248,7 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp_dir, EventWriter(Path(tmp_dir) / "e") as out:
 
             def report() -> None:  # every log_every steps: one all-gather, one event line
-                fields = report_interval(interval, d, False)
+                fields = report_interval(interval, d).event_fields()
                 out.emit(
                     "step", epoch=1, step=1, epoch_step=1, steps_per_epoch=22, lr=0.1, **fields
                 )
@@ -256,6 +258,7 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
                 "GradScaler scale/update (off)": (scaler, 1),
                 "scheduler.step (LambdaLR)": (parts.scheduler.step, 1),
                 "Interval.add + perf_counter": (bookkeeping, 1),
+                "StopVote.agreed (async gloo all-reduce)": (vote.agreed, 1),
                 f"report + step event / {every}": (report, every),
             }
             costs = {}
@@ -266,6 +269,7 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
                 for _ in range(steps):
                     fn()
                 costs[name] = 1e6 * (time.process_time() - cpu0) / steps / per
+        vote.close()
         return costs
     finally:
         dist.destroy_process_group()

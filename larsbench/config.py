@@ -46,6 +46,9 @@ class LaunchConfig(_Section):
     rdzv_endpoint: str = Field("", description="host:port of the rendezvous for nnodes > 1")
     rdzv_id: str = Field("", description="rendezvous id; default: the sweep and run ids")
     max_restarts: int = Field(0, ge=0, description="torchrun restarts of a failed group")
+    stop_grace_seconds: float = Field(
+        60.0, gt=0, description="a stop: seconds the ranks get to checkpoint before SIGKILL"
+    )
     threads_per_rank: int | Literal["auto"] = Field(
         "auto", description="torch intra-op threads per rank; auto: cores / ranks on CPU"
     )
@@ -112,6 +115,9 @@ class TrainConfig(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     warmup_epochs: float = Field(0, ge=0)
+    warmup_start_factor: float = Field(
+        0.0, ge=0, lt=1, description="warmup starts at lr x (f + (1 - f) / warmup_steps)"
+    )
     schedule: Literal["step", "multistep", "cosine", "poly", "constant"] = "step"
     step_size: int = Field(30, ge=1, description="step: epochs between decays")
     milestones: list[int] = Field(default_factory=list, description="multistep: decay epochs")
@@ -131,6 +137,9 @@ class TrainConfig(_Section):
         True, description="DDP: rank 0's BatchNorm statistics to all ranks at every forward"
     )
     seed: int = 0
+    accumulate_steps: int = Field(
+        1, ge=1, description="micro-batches per optimizer step (gradient accumulation)"
+    )
     log_every: int = Field(20, ge=1, description="steps between step events (host syncs)")
     max_steps_per_epoch: int = Field(0, ge=0, description="0: the whole epoch")
     eval_every: int = Field(1, ge=1, description="epochs between evaluations (last always)")
@@ -485,7 +494,13 @@ class RunConfig:
 
     @property
     def per_rank_batch(self) -> int:
+        """A rank's share of the global batch: what it contributes to one optimizer step."""
         return self.train.batch_size // self.world_size
+
+    @property
+    def micro_batch(self) -> int:
+        """What a rank runs forward and backward at once: its share over accumulate_steps."""
+        return self.per_rank_batch // self.train.accumulate_steps
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -497,6 +512,7 @@ class RunConfig:
             "threads_per_rank": self.threads_per_rank,
             "world_size": self.world_size,
             "per_rank_batch": self.per_rank_batch,
+            "micro_batch": self.micro_batch,
             "lr": self.lr,
             "swept": self.swept,
             **{name: getattr(self, name).model_dump() for name in SECTIONS},
@@ -725,6 +741,13 @@ def check_run(run: RunConfig, source: str) -> None:
             f"{source}: train.batch_size: {run.train.batch_size} does not divide by the world size "
             f"{run.world_size} ({run.nproc_per_node} per node x {run.launch.nnodes} nodes); "
             f"run {run.run_id}"
+        )
+    accumulate = run.train.accumulate_steps
+    if run.per_rank_batch % accumulate:
+        raise ConfigError(
+            f"{source}: train.accumulate_steps: {accumulate} does not divide the per-rank batch "
+            f"{run.per_rank_batch} (train.batch_size {run.train.batch_size} over "
+            f"{run.world_size} ranks); run {run.run_id}"
         )
     if run.device == "cpu" and run.train.amp == "fp16":
         raise ConfigError(

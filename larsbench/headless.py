@@ -68,6 +68,12 @@ def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:
     return lines
 
 
+def per_rank(run: RunConfig) -> str:
+    """A rank's share of the batch, and the micro-batches it runs it in when it accumulates."""
+    k = run.train.accumulate_steps
+    return str(run.per_rank_batch) + (f" = {k} x {run.micro_batch}" if k > 1 else "")
+
+
 def plan_table(runs: list[RunConfig]) -> Table:
     """The expanded runs of a profile, as `--dry-run` prints them."""
     table = Table(title=None, header_style="bold")
@@ -102,7 +108,7 @@ def plan_table(runs: list[RunConfig]) -> Table:
             run.run_id,
             f"{run.nproc_per_node}x{run.launch.nnodes}",
             str(run.train.batch_size),
-            str(run.per_rank_batch),
+            per_rank(run),
             f"{run.lr:g}",
             run.optimizer.name + (" (clip)" if larc and run.optimizer.clip else ""),
             f"{run.optimizer.trust_coefficient:g}" if larc else "",
@@ -171,7 +177,7 @@ class HeadlessView:
             return
         self.console.print(
             f"{self._label}: {run.world_size} ranks ({run.device}/{run.backend}), "
-            f"batch {run.train.batch_size} ({run.per_rank_batch}/rank), lr {run.lr:g}, "
+            f"batch {run.train.batch_size} ({per_rank(run)}/rank), lr {run.lr:g}, "
             f"{run.optimizer.name}"
             + (f" tc {run.optimizer.trust_coefficient:g}" if run.optimizer.name == "larc" else "")
         )

@@ -16,9 +16,6 @@ from larsbench.config import RunConfig
 from larsbench.rundir import RunPaths
 
 WORKER_MODULE = "larsbench.train.worker"
-# SIGTERM, then SIGKILL after this: the ranks checkpoint at their next report if they reach it
-# in time (else the run resumes from its last epoch checkpoint); all is gone well within 10 s.
-STOP_GRACE_SECONDS = 7.0
 
 
 def torchrun_command(run: RunConfig, paths: RunPaths, rdzv_id: str = "") -> list[str]:
@@ -63,6 +60,7 @@ class Launched:
     process: subprocess.Popen[bytes]
     log_path: Path
     started: float
+    grace_seconds: float = 60.0
 
     @property
     def pid(self) -> int:
@@ -71,18 +69,39 @@ class Launched:
     def poll(self) -> int | None:
         return self.process.poll()
 
-    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> int:
-        """SIGTERM to the whole group, SIGKILL after the grace period; returns the exit code."""
+    def stop(self) -> int:
+        """SIGTERM to the ranks, SIGKILL to the whole group after `grace_seconds`; returns the
+        exit code.
+
+        The signal goes to the ranks (torchrun's children) alone: a loader worker that gets
+        SIGTERM dies, and its rank with it ("DataLoader worker killed"), before the stop
+        checkpoint. The ranks agree to stop at the step after, checkpoint, exit 0, and torchrun
+        then exits. Before any rank has started, torchrun's group gets the SIGTERM instead.
+        """
         if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            ranks = _children(self.process.pid)
+            for pid in ranks:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+            if not ranks:
+                _signal_group(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=grace_seconds)
+                self.process.wait(timeout=self.grace_seconds)
             except subprocess.TimeoutExpired:
                 _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         # Data-loader workers or ranks that outlived torchrun are still in its group.
         _signal_group(self.process.pid, signal.SIGKILL)
         return self.process.returncode
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -104,7 +123,7 @@ def start(
             env=worker_environment(run, paths),
             start_new_session=True,
         )
-    return Launched(process, log_path, time.time())
+    return Launched(process, log_path, time.time(), run.launch.stop_grace_seconds)
 
 
 _ERROR_LINE = re.compile(r"^(?:\[\w+\]:)?\s*(\w+(?:\.\w+)*(?:Error|Exception|Interrupt)\b.*)$")

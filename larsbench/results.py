@@ -23,8 +23,9 @@ class RunResult:
     epochs: int = 0
     epochs_done: int = 0
     steps: int = 0
-    batch_size: int = 0
+    batch_size: int = 0  # the effective (global) batch of one optimizer step
     per_rank_batch: int = 0
+    accumulate_steps: int = 1  # micro-batches per optimizer step
     world_size: int = 0
     lr: float = math.nan
     optimizer: str = ""
@@ -101,6 +102,7 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
         epochs=int(train.get("epochs", 0)),
         batch_size=int(train.get("batch_size", 0)),
         per_rank_batch=int(config.get("per_rank_batch", 0) or 0),
+        accumulate_steps=int(train.get("accumulate_steps", 1) or 1),
         world_size=world,
         lr=float(config.get("lr", math.nan)),
         optimizer=opt.get("name", ""),

@@ -63,6 +63,7 @@ ROW_FIELDS = (
     "epochs",
     "epochs_done",
     "batch_size",
+    "accumulate_steps",
     "world_size",
     "lr",
     "optimizer",

@@ -99,6 +99,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model", "model", "text"),
     ("epochs", "epochs", "plain"),
     ("batch_size", "batch", "plain"),
+    ("accumulate_steps", "accumulated", "plain"),
     ("lr", "lr", "plain"),
     ("optimizer", "optimizer", "text"),
     ("trust_coefficient", "tc", "plain"),
@@ -141,6 +142,8 @@ def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         values = [r.get(key) for r in rows]
         if key in _SHOWN_IF_VARIED and len(set(values)) <= 1:
             continue
+        if key == "accumulate_steps" and all(v in (None, 1) for v in values):
+            continue  # no run accumulated: the batch is what ran at once
         if key in _OPTIONAL_KEYS and all(v is None for v in values):
             continue
         if key == "pareto" and _throughput_only(rows):

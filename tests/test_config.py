@@ -627,3 +627,30 @@ def test_dali_needs_files_but_a_synthetic_throughput_run_drops_it() -> None:
     (run,) = expand(real, Machine(gpus=0, cpus=2))
     assert (run.data.source, run.data.loader) == ("digits", "dali")
     assert run.train.throughput_epoch_images == 1437
+
+
+def test_accumulation_keeps_the_effective_batch_and_its_lr_and_shows_in_the_dry_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    smoke = PROFILES / "smoke.toml"
+    plain = runs_of(smoke, CPU_ONLY)
+    accumulating = runs_of(smoke, CPU_ONLY, ["train.accumulate_steps=2"])
+    for a, b in zip(plain, accumulating, strict=True):
+        assert (b.train.batch_size, b.per_rank_batch, b.lr) == (
+            a.train.batch_size,
+            a.per_rank_batch,
+            a.lr,
+        )  # the linear rule on the effective batch
+        assert b.micro_batch == a.per_rank_batch // 2
+        assert b.to_dict()["micro_batch"] == b.micro_batch
+    code = cli.main(
+        ["run", "--profile", str(smoke), "--dry-run", "--set", "train.accumulate_steps=2"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "32 = 2 x 16" in out and "256 = 2 x 128" in out  # bs 64 and 512 over 2 ranks
+
+
+def test_accumulation_that_does_not_divide_the_per_rank_batch_is_refused() -> None:
+    message = config_error(PROFILES / "smoke.toml", CPU_ONLY, ["train.accumulate_steps=3"])
+    assert "train.accumulate_steps: 3 does not divide the per-rank batch 32" in message

@@ -206,3 +206,41 @@ def test_compiled_model_and_folded_larc_train_and_report_their_compile(tmp_path:
     result = read_json(sweep.run(run_id).result)
     assert result["status"] == "completed" and 0 <= result["top1"] <= 100
     assert "compiled the model in" in log and "compiled LARC's fused update in" in log
+
+
+def test_bf16_with_accumulation_trains_end_to_end_on_the_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "bf16"
+    code, log = finish(
+        larsbench(
+            "run",
+            "--profile",
+            str(SMOKE),
+            "--out",
+            str(out),
+            "--no-telemetry",
+            "--set",
+            'train.amp="bf16"',
+            "--set",
+            "train.accumulate_steps=2",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "sweep.train.batch_size=[64]",
+            "--set",
+            'sweep.optimizer=[{name="larc", trust_coefficient=0.02}]',
+        )
+    )
+    assert code == 0, log
+    run = SweepPaths(out).run("bs64-larc-tc0.02")
+    assert read_json(run.status)["state"] == "completed"
+    events = read_events(run.rank0_events)
+    start = next(e for e in events if e["kind"] == "run_start")
+    assert (start["global_batch"], start["accumulate_steps"], start["micro_batch"]) == (64, 2, 16)
+    assert start["config"]["train"]["amp"] == "bf16"
+    losses = [e["loss"] for e in events if e["kind"] == "step"]
+    assert losses and all(0 < loss < 10 for loss in losses)
+    # LARC and its statistics once per optimizer step: no scaler, so no step is skipped.
+    trust = [e for e in events if e["kind"] == "trust"]
+    assert trust and all(e["larc_step"] == e["step"] and e["step"] % 5 == 0 for e in trust)
+    assert [e["epoch"] for e in events if e["kind"] == "eval"] == [1, 2]
+    assert events[-1]["kind"] == "run_end" and events[-1]["status"] == "completed"

@@ -111,3 +111,45 @@ def test_failure_reason_without_a_root_cause(tmp_path: Path) -> None:
     log.write_text("[default1]:OSError: disk full\n")
     assert failure_reason(log, 2).startswith("OSError: disk full (exit 2")
     assert "code 3" in failure_reason(tmp_path / "missing.log", 3)
+
+
+# A stand-in for torchrun's tree: the agent, one rank, and the rank's forked loader worker.
+# Each notes the SIGTERM it gets; a loader worker dies of it, as torch's do.
+FAKE_RANK = r"""
+import os, signal, sys, time
+log = sys.argv[1]
+def note(what):
+    with open(log, "a") as f:
+        f.write(what + "\n")
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, lambda *_: (note("worker TERM"), os._exit(1)))
+    note(f"worker {os.getpid()}")
+    while True:
+        time.sleep(0.05)
+signal.signal(signal.SIGTERM, lambda *_: (note("rank TERM"), sys.exit(0)))
+note("rank up")
+while True:
+    time.sleep(0.05)
+"""
+FAKE_TORCHRUN = "import subprocess, sys; sys.exit(subprocess.call([sys.executable, *sys.argv[1:]]))"
+
+
+def test_a_stop_signals_the_ranks_and_not_their_loader_workers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import alive, wait_for
+
+    from larsbench.launch import Launched
+
+    log = tmp_path / "signals.log"
+    argv = [sys.executable, "-c", FAKE_TORCHRUN, "-c", FAKE_RANK, str(log)]
+    process = subprocess.Popen(argv, start_new_session=True)
+    group = Launched(process, tmp_path / "torchrun.log", time.time(), grace_seconds=20)
+    lines = wait_for(lambda: log.exists() and len(log.read_text().split("\n")) > 2 and log)
+    worker_pid = int(next(w for w in lines.read_text().split() if w.isdigit()))
+    assert group.stop() == 0  # the rank exited cleanly, and the agent with it
+    notes = log.read_text()
+    assert "rank TERM" in notes and "worker TERM" not in notes, notes
+    wait_for(lambda: not alive(worker_pid), timeout=5)  # the group's final SIGKILL took it

@@ -173,6 +173,38 @@ def test_stop_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_a_stop_with_loader_workers_resumes_mid_epoch_with_nothing_lost(tmp_path: Path) -> None:
+    # Loader workers that got the stop's SIGTERM died, and their ranks with them, before the
+    # stop checkpoint; the stop also waited for a report (here only at the epoch's end).
+    common = ["run", "--profile", str(SMOKE), "--no-telemetry", *SGD_BS64]
+    common += ["--set", "train.epochs=2", "--set", "data.workers=2", "--set", "train.log_every=2"]
+    code, log = finish(larsbench(*common, "--out", str(tmp_path / "straight")))
+    assert code == 0, log
+
+    out = tmp_path / "stopped"
+    proc = larsbench(*common, "--out", str(out))
+    run_dir = out / "bs64-sgd"
+    wait_for(lambda: "step" in kinds(run_dir))
+    proc.send_signal(signal.SIGINT)
+    code, log = finish(proc, timeout=60)
+    assert code == 130, log
+    events = read_events(run_dir / "events" / "rank0.jsonl")
+    stop_end, saved = events[-1], events[-2]
+    assert stop_end["kind"] == "run_end" and stop_end["status"] == "stopped", log
+    assert saved["kind"] == "checkpoint" and saved["step"] == stop_end["step"]
+    steps_per_epoch = events[0]["steps_per_epoch"]
+    assert 0 < saved["epoch_step"] < steps_per_epoch, "the stop landed mid-epoch"
+    code, log = finish(larsbench(*common, "--out", str(out)))
+    assert code == 0, log
+    resume = next(
+        e for e in read_events(run_dir / "events" / "rank0.jsonl") if e["kind"] == "resume"
+    )
+    assert (resume["epoch"], resume["epoch_step"]) == (saved["epoch"], saved["epoch_step"])
+    a, b = final_weights(tmp_path / "straight" / "bs64-sgd"), final_weights(run_dir)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.mark.slow
 def test_a_dead_rank_is_restarted_by_torchrun_and_the_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "restart"
     proc = larsbench(

@@ -24,6 +24,13 @@ def test_warmup_is_linear_per_step_and_reaches_the_peak() -> None:
     assert lr_at(s, 50) == pytest.approx(0.4)
 
 
+def test_warmup_can_start_from_a_chosen_share_of_the_peak() -> None:
+    s = sched("step", warmup_steps=50, warmup_start_factor=0.1)
+    assert lr_at(s, 0) == pytest.approx(0.4 * (0.1 + 0.9 / 50))
+    assert lr_at(s, 24) == pytest.approx(0.4 * (0.1 + 0.9 * 25 / 50))
+    assert lr_at(s, 49) == pytest.approx(0.4)
+
+
 def test_step_decays_at_whole_epochs_from_the_start() -> None:
     s = sched("step", warmup_steps=5 * SPE, step_size=30, gamma=0.1)
     assert lr_at(s, 30 * SPE - 1) == pytest.approx(0.4)

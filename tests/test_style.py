@@ -23,3 +23,17 @@ def test_ruff_check_is_clean() -> None:
 def test_ruff_format_is_clean() -> None:
     done = ruff("format", "--check", "larsbench", "tests", "benchmarks")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_no_function_of_the_training_side_is_over_60_lines() -> None:
+    """The worker reads in one sitting (issue 15): named steps, none longer than a screen."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "larsbench" / "train").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > 60:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long

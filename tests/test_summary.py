@@ -386,3 +386,15 @@ def test_a_throughput_sweep_draws_img_s_bars_not_an_empty_scatter() -> None:
     assert "10,000.0  (optimizer 5.0%)" in labels and "9,600.0  (optimizer 9.0%)" in labels
     assert render_png(rows, "tp").startswith(b"\x89PNG")
     assert "![img/s per run](summary.png)" in render_markdown("tp", rows, "", "images_per_sec")
+
+
+def test_the_accumulated_column_shows_only_when_a_run_accumulated() -> None:
+    from larsbench.summary_format import table_columns
+
+    def headers(*accumulate: int) -> list[str]:
+        rows = [{"run_id": f"r{i}", "accumulate_steps": k} for i, k in enumerate(accumulate)]
+        return [header for _, header, _ in table_columns(rows)]
+
+    assert "accumulated" not in headers(1, 1)
+    assert "accumulated" in headers(1, 2)
+    assert "accumulated" in headers(2, 2)  # the batch column is then the effective batch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,13 @@ class Position:
     events_offset: int
 
 
+def next_position(saved: Position, steps_per_epoch: int) -> Position:
+    """Where a run resumes: a checkpoint saved at an epoch's end starts the next epoch."""
+    if saved.epoch_step < steps_per_epoch:
+        return saved
+    return Position(saved.epoch + 1, 0, saved.step, saved.train_seconds, saved.events_offset)
+
+
 def _name(pos: Position) -> str:
     return f"{PREFIX}{pos.step:09d}.pt"
 
@@ -47,11 +53,6 @@ def save(directory: Path, parts: Parts, pos: Position, run_id: str) -> Path:
         "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.scaler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-        },
     }
     final = directory / _name(pos)
     tmp = directory / f".{final.name}.tmp"
@@ -111,12 +112,11 @@ def load_latest(directory: Path, run_id: str) -> Loaded | None:
 
 
 def restore(parts: Parts, loaded: Loaded) -> None:
+    """Model, optimizer (LARC's step count too), scheduler and scaler. No RNG state: each rank
+    seeds its data randomness from the seed, its rank and the step it resumes at
+    (`session.seed_data`); the sampler's order depends on the seed and the epoch only."""
     s = loaded.state
     parts.model.load_state_dict(s["model"])
     parts.optimizer.load_state_dict(s["optimizer"])
     parts.scheduler.load_state_dict(s["scheduler"])
     parts.scaler.load_state_dict(s["scaler"])
-    torch.set_rng_state(s["rng"]["torch"])
-    if s["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
-    random.setstate(s["rng"]["python"])

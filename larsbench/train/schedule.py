@@ -16,6 +16,7 @@ class Schedule:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int = 0
+    warmup_start_factor: float = 0.0
     step_size: int = 30
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
@@ -26,12 +27,15 @@ class Schedule:
 def lr_at(s: Schedule, step: int) -> float:
     """The lr used by optimizer step `step` (0-based).
 
-    Warmup ramps linearly per step from peak/warmup_steps to the peak. Step and multistep
+    Warmup ramps linearly per step to the peak, from peak x (f + (1 - f) / warmup_steps) at
+    step 0, f the start factor (0: from peak / warmup_steps); the last warmup step runs at
+    the peak. Step and multistep
     decay at whole epochs counted from the start of training (as torchvision's StepLR stepped
     once per epoch); cosine and poly decay per step over the steps after warmup.
     """
     if step < s.warmup_steps:
-        return s.peak_lr * (step + 1) / s.warmup_steps
+        f = s.warmup_start_factor
+        return s.peak_lr * (f + (1 - f) * (step + 1) / s.warmup_steps)
     epoch = step // max(s.steps_per_epoch, 1)
     if s.kind == "constant":
         return s.peak_lr

@@ -106,11 +106,12 @@ def _timed(fn: Callable[[], object], d: Dist) -> float:
 
 
 def _warm_up_model(parts: Parts, run: RunConfig, d: Dist) -> None:
-    """One training forward and backward of the compiled model on zeros, undone after."""
+    """One training forward and backward of the compiled model on zeros, undone after; at the
+    micro-batch's size, which is what each forward of an accumulating step sees."""
     size = run.data.image_size
     fmt = torch.channels_last if run.train.channels_last else torch.contiguous_format
-    images = torch.zeros(run.per_rank_batch, 3, size, size, device=d.device).to(memory_format=fmt)
-    labels = torch.zeros(run.per_rank_batch, dtype=torch.long, device=d.device)
+    images = torch.zeros(run.micro_batch, 3, size, size, device=d.device).to(memory_format=fmt)
+    labels = torch.zeros(run.micro_batch, dtype=torch.long, device=d.device)
     buffers = [b.clone() for b in parts.model.buffers()]
     with torch.random.fork_rng(devices=[d.device] if d.device.type == "cuda" else []):
         with autocast(run, d):
@@ -213,6 +214,7 @@ def build_parts(run: RunConfig, d: Dist, num_classes: int, plan: RunPlan) -> Par
         steps_per_epoch=plan.steps_per_epoch,
         total_steps=plan.total_steps,
         warmup_steps=plan.warmup_steps,
+        warmup_start_factor=run.train.warmup_start_factor,
         step_size=run.train.step_size,
         milestones=tuple(run.train.milestones),
         gamma=run.train.gamma,

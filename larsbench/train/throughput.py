@@ -15,22 +15,22 @@ step rate the loader costs (0 when the loader keeps up).
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from larsbench.config import RunConfig
-from larsbench.train.setup import Dist, Parts, autocast, to_device
+from larsbench.train.report import wait_for_device
+from larsbench.train.setup import Dist, Parts, to_device
+from larsbench.train.step import forward_backward, optimizer_step
 
 
 def _sync(d: Dist) -> None:
-    if d.device.type == "cuda":
-        torch.cuda.synchronize(d.device)  # a deliberate CPU-GPU sync: phases are being timed
+    wait_for_device(d)  # a deliberate CPU-GPU sync: phases are being timed
 
 
 def _batches(loader: Any, sampler: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -62,17 +62,11 @@ def _window(
         if phases:
             _sync(d)
         t1 = time.perf_counter()
-        no_sync = contextlib.nullcontext() if communicate else parts.ddp.no_sync()
-        with no_sync:
-            with autocast(run, d):
-                loss = parts.criterion(parts.ddp(images), labels)
-            parts.optimizer.zero_grad(set_to_none=True)
-            parts.scaler.scale(loss).backward()
+        forward_backward(parts, images, labels, run, d, communicate)
         if phases:
             _sync(d)
         t2 = time.perf_counter()
-        parts.scaler.step(parts.optimizer)
-        parts.scaler.update()
+        optimizer_step(parts)
         if phases:
             _sync(d)
         t3 = time.perf_counter()
@@ -177,15 +171,3 @@ def measure_throughput(
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
-
-
-def run_throughput(
-    run: RunConfig,
-    parts: Parts,
-    loader: Any,
-    sampler: Any,
-    d: Dist,
-    emit: Callable[..., None],
-) -> None:
-    fields = measure_throughput(run, parts, loader, sampler, d)
-    emit("throughput", **fields)
