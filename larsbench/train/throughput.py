@@ -99,10 +99,8 @@ def peak_memory_bytes(d: Dist) -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
 
 
-def measure_throughput(
-    run: RunConfig, parts: Parts, loader: Any, sampler: Any, d: Dist
-) -> dict[str, Any]:
-    """The fields of the `throughput` event (the same on every rank)."""
+def _timed_windows(run: RunConfig, parts: Parts, loader: Any, sampler: Any, d: Dist) -> list[float]:
+    """This rank's figures of windows A, B, C (and D with real data), in `_gather`'s order."""
     t = run.train
     batches = _batches(loader, sampler)
     if t.throughput_warmup_steps:
@@ -112,26 +110,31 @@ def measure_throughput(
     c = _window(
         max(t.throughput_steps // 2, 1), parts, batches, run, d, phases=True, communicate=False
     )
+    held = {"images": 0.0, "seconds": 1.0}
+    if t.throughput_data == "real":
+        held = _window(t.throughput_steps, parts, _repeat(next(batches)), run, d, phases=False)
+    return [
+        a["images"],
+        a["seconds"],
+        b["data"],
+        b["forward_backward"],
+        b["optimizer"],
+        b["seconds"],
+        c["forward_backward"],
+        peak_memory_bytes(d),
+        held["images"],
+        held["seconds"],
+    ]
+
+
+def measure_throughput(
+    run: RunConfig, parts: Parts, loader: Any, sampler: Any, d: Dist
+) -> dict[str, Any]:
+    """The fields of the `throughput` event (the same on every rank)."""
+    t = run.train
+    rows = _gather(_timed_windows(run, parts, loader, sampler, d), d)
     c_steps = max(t.throughput_steps // 2, 1)
     real = t.throughput_data == "real"
-    if real:
-        held = next(batches)
-        d_window = _window(t.throughput_steps, parts, _repeat(held), run, d, phases=False)
-    rows = _gather(
-        [
-            a["images"],
-            a["seconds"],
-            b["data"],
-            b["forward_backward"],
-            b["optimizer"],
-            b["seconds"],
-            c["forward_backward"],
-            peak_memory_bytes(d),
-            d_window["images"] if real else 0.0,
-            d_window["seconds"] if real else 1.0,
-        ],
-        d,
-    )
     n = t.throughput_steps
     rank_ips = [r[0] / r[1] for r in rows]
     step_seconds = max(r[1] for r in rows) / n
