@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,11 @@ class FileTail:
     call. A line that is not a JSON object, or longer than MAX_LINE_BYTES, is skipped and
     counted in `bad_lines`; an event of a newer schema version is skipped and counted in
     `newer_lines` (its fields may mean something else).
+
+    A resumed worker cuts the file back to its checkpoint's offset and appends again; the
+    tail notices that even when the file has regrown past its offset before the next read
+    (the last line it read is no longer there), goes back to the last line that is still
+    the same and counts a truncation, so no `resume` event or rewritten line is missed.
     """
 
     path: Path
@@ -79,15 +85,17 @@ class FileTail:
     newer_lines: int = 0
     truncations: int = 0
     unreadable: str = ""
+    # (end offset, crc32) of every line consumed, to find where a rewrite cut the file
+    _lines: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
             with open(self.path, "rb") as f:
                 size = f.seek(0, os.SEEK_END)
-                if size < self.offset:
+                if self.offset and (size < self.offset or not self._line_intact(f, -1)):
                     # A resumed run cut the events after its checkpoint; they are redone.
                     self.truncations += 1
-                    self.offset = size
+                    self._go_back_to_intact(f, size)
                 f.seek(self.offset)
                 chunk = f.read()
         except FileNotFoundError:
@@ -99,9 +107,12 @@ class FileTail:
         end = chunk.rfind(b"\n")
         if end < 0:
             return []
+        start = self.offset
         self.offset += end + 1
         events = []
-        for raw in chunk[: end + 1].split(b"\n"):
+        for raw in chunk[:end].split(b"\n"):
+            start += len(raw) + 1
+            self._lines.append((start, zlib.crc32(raw)))
             if not raw.strip():
                 continue
             if len(raw) > MAX_LINE_BYTES:
@@ -119,6 +130,24 @@ class FileTail:
             else:
                 events.append(event)
         return events
+
+    def _line_intact(self, f: Any, i: int) -> bool:
+        """Whether consumed line i still holds the bytes it was read with."""
+        if not self._lines:
+            return True
+        end, crc = self._lines[i]
+        begin = self._lines[i - 1][0] if i != 0 and i != -len(self._lines) else 0
+        f.seek(begin)
+        return zlib.crc32(f.read(end - begin)[:-1]) == crc
+
+    def _go_back_to_intact(self, f: Any, size: int) -> None:
+        """Forget the consumed lines from the first changed one on; read again from there."""
+        if not self._lines:  # an offset given from outside: no record of what was before it
+            self.offset = min(self.offset, size)
+            return
+        while self._lines and (self._lines[-1][0] > size or not self._line_intact(f, -1)):
+            self._lines.pop()
+        self.offset = self._lines[-1][0] if self._lines else 0
 
     def problem(self) -> str:
         """What was skipped so far, naming the file; "" when nothing was."""

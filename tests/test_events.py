@@ -69,3 +69,30 @@ def test_run_tail_picks_up_files_as_they_appear_and_orders_by_time(tmp_path: Pat
     with open(rank0, "a") as f:
         f.write('{"kind": "eval", "t": 4}\n')
     assert [s.event["kind"] for s in tail.read_new()] == ["eval"]
+
+
+def test_a_cut_and_regrown_file_is_read_again_from_the_cut(tmp_path: Path) -> None:
+    # A resumed worker cuts rank0.jsonl back to its checkpoint and appends; the next read may
+    # come only after the file has grown past the old offset again.
+    path = tmp_path / "rank0.jsonl"
+
+    def line(kind: str, step: int) -> str:
+        return json.dumps({"v": 1, "t": float(step), "kind": kind, "step": step}) + "\n"
+
+    kept = line("run_start", 0) + line("step", 1)
+    path.write_text(kept + line("step", 2) + line("step", 3))
+    tail = FileTail(path)
+    assert [e["step"] for e in tail.read_new()] == [0, 1, 2, 3]
+    longer = line("resume", 1) + line("step", 2) + line("step", 3) + line("step", 4)
+    path.write_text(kept + longer)
+    assert len(kept + longer) > tail.offset  # regrown past where the tail was
+    events = tail.read_new()
+    assert [(e["kind"], e["step"]) for e in events] == [
+        ("resume", 1),
+        ("step", 2),
+        ("step", 3),
+        ("step", 4),
+    ]
+    assert tail.truncations == 1 and tail.bad_lines == 0
+    path.write_text(kept)  # cut shorter than before: also from the last intact line
+    assert tail.read_new() == [] and tail.offset == len(kept) and tail.truncations == 2
