@@ -42,8 +42,10 @@ class FieldSpec:
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("model.arch", "model", hint="torchvision name, e.g. resnet50"),
     FieldSpec("model.small_input", "small input", "bool", sweepable=False),
+    FieldSpec("model.compile", "compile model", "bool", sweepable=False),
     FieldSpec("data.source", "data", "choice", ("synthetic", "digits", "imagefolder")),
     FieldSpec("data.path", "data path", hint="ImageFolder root (train/, val/)", sweepable=False),
+    FieldSpec("data.loader", "loader", "choice", ("torch", "dali")),
     FieldSpec("data.workers", "loader workers", hint="per rank"),
     FieldSpec("launch.device", "device", "choice", ("auto", "cuda", "cpu")),
     FieldSpec("launch.nproc_per_node", "processes", hint='per node, or "auto"'),
@@ -56,12 +58,14 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("optimizer.eps", "eps"),
     FieldSpec("optimizer.exclude_bias_and_norm", "exclude bias/norm", "bool", sweepable=False),
     FieldSpec("optimizer.fused", "fused update", "bool", sweepable=False),
+    FieldSpec("optimizer.fold_into_sgd", "fold into SGD", "bool", sweepable=False),
     FieldSpec("train.epochs", "epochs"),
     FieldSpec("train.warmup_epochs", "warmup epochs"),
     FieldSpec(
         "train.schedule", "schedule", "choice", ("step", "multistep", "cosine", "poly", "constant")
     ),
     FieldSpec("train.amp", "amp", "choice", ("off", "fp16", "bf16")),
+    FieldSpec("train.accumulate_steps", "accumulate steps", hint="micro-batches per step"),
     FieldSpec("train.channels_last", "channels last", "bool", sweepable=False),
 )
 FIELD_KEYS = tuple(f.key for f in FIELDS)
