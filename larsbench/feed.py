@@ -246,7 +246,7 @@ def _gpus(run: RunConfig) -> tuple[int, str | None]:
     """(GPUs of this node the run uses, their name from NVML), (0, None) on CPU."""
     if run.device != "cuda":
         return 0, None
-    from larsbench import nvml
+    from larsbench.telemetry import nvml
 
     devices = nvml.visible_devices()
     name = None

@@ -12,7 +12,7 @@ from larsbench.doctor.plans import doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
 from larsbench.gpu_reference import reference_speed
 from larsbench.results import RunResult
-from larsbench.scaling import LOW_EFFICIENCY, scaling_rows
+from larsbench.summary.scaling import LOW_EFFICIENCY, scaling_rows
 from larsbench.sweep import SweepPlan
 
 # img/s against the published figure: below 80% warn, below 50% fail.
