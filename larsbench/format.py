@@ -20,6 +20,11 @@ def finite(value: Any) -> bool:
     )
 
 
+def nan_to_none(value: Any) -> Any:
+    """The value, with a float NaN or infinity as None (strict JSON, a blank CSV cell)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 # --- numbers ----------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from larsbench.config import ReferenceConfig
-from larsbench.format import finite
+from larsbench.format import finite, nan_to_none
 from larsbench.reference import reference_columns
 from larsbench.results import RunResult
 from larsbench.summary.advice import pareto_frontier
@@ -79,16 +79,11 @@ _DESCENDING = {
 SORT_KEYS = ("sweep", *ROW_FIELDS, *SYSTEM_FIELDS, "pareto")
 
 
-def _number(value: Any) -> Any:
-    """A JSON/CSV-friendly value: NaN and infinities become None (blank)."""
-    return None if isinstance(value, float) and not finite(value) else value
-
-
 def _row(
     result: RunResult, on_frontier: bool, reference: ReferenceConfig | None = None
 ) -> dict[str, Any]:
     row = {
-        name: _number(getattr(result, name, None))
+        name: nan_to_none(getattr(result, name, None))
         for name in ROW_FIELDS
         if name not in REFERENCE_FIELDS
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from larsbench.format import NA, bar, finite, gib, pct, sparkline
+from larsbench.format import NA, bar, finite, gib, num, pct, sparkline
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD
 from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
 from larsbench.tui.widgets.text import set_text
@@ -19,10 +19,6 @@ def level_style(percent: float) -> str:
     if percent >= 50:
         return "yellow"
     return "red"
-
-
-def _num(value: float, fmt: str, unit: str) -> str:
-    return f"{value:{fmt}}{unit}" if finite(value) else NA
 
 
 def _short_gpu_name(name: str) -> str:
@@ -40,8 +36,8 @@ def device_line(d: DeviceView, width: int) -> Text:
     t.append(bar(util / 100 if finite(util) else None, 8), style=level_style(util))
     t.append(f" {pct(util):>4} ")
     t.append(f"{gib(d.mem_used)}/{gib(d.mem_total, 'G')} ".rjust(12))
-    t.append(f"{_num(d.power_w, '.0f', 'W'):>5} ")
-    t.append(f"{_num(d.temp_c, '.0f', 'C'):>4} ", style="red" if d.temp_c >= 85 else "")
+    t.append(f"{num(d.power_w, '.0f', 'W'):>5} ")
+    t.append(f"{num(d.temp_c, '.0f', 'C'):>4} ", style="red" if d.temp_c >= 85 else "")
     rank = f" r{d.local_rank}" if d.local_rank is not None else ""
     room = width - t.cell_len - len(rank) - (2 if d.throttle else 0)
     if room > 3:
