@@ -43,7 +43,7 @@ def plain(value: Any) -> str:
 
 
 def si(value: Any, digits: int = 3) -> str:
-    """1234 -> 1.23k, 9_800_000 -> 9.80M; small numbers as they are."""
+    """1234 -> 1.23k, 9_800_000 -> 9.8M; small numbers as they are; n/a when missing."""
     if not finite(value):
         return NA
     v = float(value)
