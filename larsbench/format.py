@@ -42,6 +42,15 @@ def plain(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def two_figures(value: float) -> str:
+    """2,470 -> "2,500"; 9,630 -> "9,600": two significant figures from 100 on, as a sentence
+    speaks (the feed verdict's img/s)."""
+    if value >= 100:
+        digits = len(str(int(value))) - 2
+        value = round(value, -digits)
+    return f"{value:,.0f}"
+
+
 def si(value: Any, digits: int = 3) -> str:
     """1234 -> 1.23k, 9_800_000 -> 9.8M; small numbers as they are; n/a when missing."""
     if not finite(value):
