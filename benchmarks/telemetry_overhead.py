@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from larsbench.events import EventWriter
-from larsbench.telemetry import MIN_INTERVAL, Sampler, find_rank_pids
+from larsbench.telemetry.procs import find_rank_pids
+from larsbench.telemetry.sampler import MIN_INTERVAL, Sampler
 
 # A stand-in for torchrun: 2 ranks (LOCAL_RANK set), each with 4 idle data-loader workers.
 TREE = """

@@ -381,7 +381,8 @@ def cmd_export(directory: Path, out: Path | None) -> int:
 def cmd_report(directory: Path) -> int:
     from larsbench.config import ConfigError
     from larsbench.rundir import is_run_dir, is_sweep_dir
-    from larsbench.summary import format_console_table, write_summary
+    from larsbench.summary.files import write_summary
+    from larsbench.summary.table import format_console_table
 
     if not is_sweep_dir(directory):
         hint = (

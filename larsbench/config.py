@@ -462,7 +462,7 @@ class Machine:
 
     @classmethod
     def here(cls) -> Machine:
-        from larsbench.nvml import visible_gpu_count
+        from larsbench.telemetry.nvml import visible_gpu_count
 
         return cls(gpus=visible_gpu_count(), cpus=os.cpu_count() or 1)
 

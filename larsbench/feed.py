@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from larsbench.format import two_figures
 from larsbench.gpu_reference import reference_speed
 
 if TYPE_CHECKING:
@@ -49,14 +50,6 @@ class FeedCheck:
         return self.bound_ratio is None or self.bound_ratio <= 1
 
 
-def _num(x: float) -> str:
-    """2,470 -> "2,500"; 9,630 -> "9,600": two significant figures, as the sentence speaks."""
-    if x >= 100:
-        digits = len(str(int(x))) - 2
-        x = round(x, -digits)
-    return f"{x:,.0f}"
-
-
 def feed_verdict(
     loader: str,
     per_core_images_per_sec: float,
@@ -71,10 +64,12 @@ def feed_verdict(
     name = LOADER_NAMES.get(loader, loader)
     if loader == "dali/mixed":
         supply = per_core_images_per_sec * max(gpus, 1)
-        supply_text = f"this host can decode about {_num(supply)} img/s with {name}"
+        supply_text = f"this host can decode about {two_figures(supply)} img/s with {name}"
     else:
         supply = per_core_images_per_sec * max(cores, 1)
-        supply_text = f"this host can decode about {_num(supply)} img/s with {name} ({cores} cores)"
+        supply_text = (
+            f"this host can decode about {two_figures(supply)} img/s with {name} ({cores} cores)"
+        )
     gpu_label = _gpu_label(gpu_name)
     if demand_images_per_sec is None and gpus > 0 and gpu_name:
         ref = reference_speed(gpu_name, amp)
@@ -97,9 +92,10 @@ def feed_verdict(
     ratio = demand_images_per_sec / supply if supply > 0 else float("inf")
     per_gpu = demand_images_per_sec / max(gpus, 1)
     need = (
-        f"{gpus} x {gpu_label} at about {_num(per_gpu)} img/s need {_num(demand_images_per_sec)}"
+        f"{gpus} x {gpu_label} at about {two_figures(per_gpu)} img/s "
+        f"need {two_figures(demand_images_per_sec)}"
         if gpus > 0
-        else f"the ranks need about {_num(demand_images_per_sec)} img/s"
+        else f"the ranks need about {two_figures(demand_images_per_sec)} img/s"
     )
     if ratio > 1:
         verdict = f"the runs will be input-bound by about {ratio:.1f}x."
@@ -246,7 +242,7 @@ def _gpus(run: RunConfig) -> tuple[int, str | None]:
     """(GPUs of this node the run uses, their name from NVML), (0, None) on CPU."""
     if run.device != "cuda":
         return 0, None
-    from larsbench import nvml
+    from larsbench.telemetry import nvml
 
     devices = nvml.visible_devices()
     name = None

@@ -22,28 +22,10 @@ from rich.table import Table
 
 from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
+from larsbench.format import DASH, clock, percent, short_rate
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan
-
-
-def fmt_rate(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    return f"{x / 1000:.1f}k" if x >= 10_000 else f"{x:,.0f}"
-
-
-def fmt_pct(x: float | None) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.2f}%"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:
@@ -124,7 +106,7 @@ def summary_despite_reference(out: SweepPaths, say: Any) -> Any:
     """The sweep's summary; when its profile.toml's [reference] was broken while the sweep
     ran, `say` why and write the summary without it (`larsbench report` tries it again)."""
     from larsbench.config import ConfigError
-    from larsbench.summary import write_summary
+    from larsbench.summary.files import write_summary
 
     try:
         return write_summary(out.root)
@@ -162,7 +144,8 @@ class HeadlessView:
 
     def run_skipped(self, run: RunConfig, result: RunResult) -> None:
         self.console.print(
-            f"  {run.run_id}: already completed (top-1 {fmt_pct(result.top1)}), skipped"
+            f"  {run.run_id}: already completed "
+            f"(top-1 {percent(result.top1, missing=DASH)}), skipped"
         )
 
     def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
@@ -218,25 +201,27 @@ class HeadlessView:
         colour = {"completed": "green", "stopped": "yellow"}.get(result.status, "red")
         if result.mode == "throughput":
             line = (
-                f"{self._label}: [{colour}]{result.status}[/] {fmt_rate(result.images_per_sec)} "
-                f"img/s ({fmt_rate(result.images_per_sec_per_gpu)}/GPU), step "
+                f"{self._label}: [{colour}]{result.status}[/] {short_rate(result.images_per_sec)} "
+                f"img/s ({short_rate(result.images_per_sec_per_gpu)}/GPU), step "
                 f"{1000 * result.step_seconds:.1f} ms, optimizer "
                 f"{100 * result.optimizer_share:.1f}%, all-reduce wait "
                 f"{1000 * result.communication_wait_seconds:.1f} ms, "
-                f"projected run {fmt_duration(result.projected_run_seconds)}"
+                f"projected run {clock(result.projected_run_seconds)}"
             )
         else:
             line = (
-                f"{self._label}: [{colour}]{result.status}[/] top-1 {fmt_pct(result.top1)} "
-                f"(best {fmt_pct(result.best_top1)}), {fmt_rate(result.images_per_sec)} img/s, "
-                f"train {fmt_duration(result.train_seconds)}"
+                f"{self._label}: [{colour}]{result.status}[/] "
+                f"top-1 {percent(result.top1, missing=DASH)} "
+                f"(best {percent(result.best_top1, missing=DASH)}), "
+                f"{short_rate(result.images_per_sec)} img/s, "
+                f"train {clock(result.train_seconds)}"
             )
         if result.reason:
             line += f"\n    reason: {escape(result.reason)}"
         self.console.print(line, highlight=False)
 
     def sweep_finished(self, results: list[RunResult], out: SweepPaths) -> None:
-        from larsbench.summary import format_console_table
+        from larsbench.summary.table import format_console_table
 
         summary = summary_despite_reference(
             out, lambda message: self.console.print(escape(message), highlight=False)
@@ -276,7 +261,8 @@ class HeadlessView:
             if not self.live:
                 self.console.print(
                     f"  epoch {e.get('epoch')}/{self.latest.get('epochs', '?')}: "
-                    f"top-1 {fmt_pct(e.get('top1'))} top-5 {fmt_pct(e.get('top5'))}",
+                    f"top-1 {percent(e.get('top1'), missing=DASH)} "
+                    f"top-5 {percent(e.get('top5'), missing=DASH)}",
                     highlight=False,
                 )
         elif kind == "run_end" and e.get("status") != "completed":
@@ -296,12 +282,12 @@ class HeadlessView:
             f"step {step.get('step')}/{self.latest.get('total_steps', '?')}",
             f"loss {step.get('loss', math.nan):.4f}",
             f"lr {step.get('lr', math.nan):.4g}",
-            f"{fmt_rate(step.get('images_per_sec'))} img/s",
+            f"{short_rate(step.get('images_per_sec'))} img/s",
             f"wait {100 * step.get('data_wait_fraction', 0.0):.0f}%",
         ]
         ev = self.latest.get("eval")
         if ev:
-            parts.append(f"top-1 {fmt_pct(ev.get('top1'))}")
+            parts.append(f"top-1 {percent(ev.get('top1'), missing=DASH)}")
         return "  ".join(parts)
 
 

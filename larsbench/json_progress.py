@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from typing import Any, TextIO
 
 from larsbench.config import RunConfig
 from larsbench.events import SourcedEvent
+from larsbench.format import nan_to_none
 from larsbench.headless import summary_despite_reference
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan
-
-
-def _json_value(value: Any) -> Any:
-    """Strict JSON: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 class JsonProgressView:
@@ -33,7 +26,7 @@ class JsonProgressView:
 
     def emit(self, event: str, **fields: Any) -> None:
         line = {"event": event, "t": round(time.time(), 3)}
-        line.update({k: _json_value(v) for k, v in fields.items()})
+        line.update({k: nan_to_none(v) for k, v in fields.items()})
         self.stream.write(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n")
         self.stream.flush()
 

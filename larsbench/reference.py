@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from larsbench.config import (
     format_validation_error,
     read_profile_file,
 )
+from larsbench.format import finite
 from larsbench.rundir import SweepPaths, read_json
 
 
@@ -45,6 +45,6 @@ def sweep_reference(sweep_dir: Path) -> ReferenceConfig | None:
 def reference_columns(run_id: str, top1: Any, reference: ReferenceConfig | None) -> dict[str, Any]:
     """`reference_top1` and `reference_delta` (measured minus published, points) of one row."""
     published = reference.top1.get(run_id) if reference is not None else None
-    measured = isinstance(top1, (int, float)) and math.isfinite(top1)
+    measured = finite(top1)
     delta = round(top1 - published, 3) if published is not None and measured else None
     return {"reference_top1": published, "reference_delta": delta}

@@ -9,7 +9,7 @@ from typing import Any
 
 from larsbench.events import iter_kind, read_events_noting
 from larsbench.rundir import UNREADABLE, RunPaths, read_json_object
-from larsbench.telemetry import summarize_system
+from larsbench.telemetry.summarize import summarize_system
 
 
 @dataclass

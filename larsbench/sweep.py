@@ -502,7 +502,7 @@ class RunSampler:
 
     @classmethod
     def start(cls, run: RunConfig, paths: RunPaths, interval: float, node: str) -> RunSampler:
-        from larsbench.telemetry import Sampler
+        from larsbench.telemetry.sampler import Sampler
 
         writer = EventWriter(paths.system_events(node))
         sampler = Sampler(
@@ -516,7 +516,7 @@ class RunSampler:
         now = time.monotonic()
         if len(self.ranks) >= ranks_on_node and now - self.checked < self.RECHECK_SECONDS:
             return
-        from larsbench.telemetry import find_rank_pids
+        from larsbench.telemetry.procs import find_rank_pids
 
         self.checked = now
         pids = find_rank_pids(torchrun_pid)

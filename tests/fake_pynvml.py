@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from larsbench import nvml
+from larsbench.telemetry import nvml
 
 # The binding's error codes (pynvml.NVML_ERROR_*), those the tests and larsbench meet.
 ERROR_CODES = {

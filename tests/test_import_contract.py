@@ -11,6 +11,7 @@ HEADLESS_MODULES = [
     "larsbench.cli",
     "larsbench.config",
     "larsbench.events",
+    "larsbench.format",  # was in test_tui_import.py as larsbench.tui.format
     "larsbench.rundir",
     "larsbench.results",
     "larsbench.launch",

@@ -15,9 +15,9 @@ from larsbench.cli import main
 from larsbench.config import ConfigError, Machine, load_profile
 from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult
-from larsbench.summary import summary_rows
-from larsbench.summary_advice import recommend, reference_sentence
-from larsbench.summary_format import accuracy_figure
+from larsbench.summary.advice import recommend, reference_sentence
+from larsbench.summary.figure import accuracy_figure
+from larsbench.summary.rows import summary_rows
 from larsbench.sweep import prepare_sweep
 
 REPO = Path(__file__).resolve().parent.parent

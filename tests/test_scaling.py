@@ -6,7 +6,7 @@ import pytest
 
 from larsbench.config import Machine, expand, parse_profile
 from larsbench.results import RunResult
-from larsbench.scaling import scaling_markdown, scaling_rows
+from larsbench.summary.scaling import scaling_markdown, scaling_rows
 
 
 def result(run_id: str, world: int, ips: float, **kw: object) -> RunResult:

@@ -13,19 +13,14 @@ from pathlib import Path
 import pytest
 
 from larsbench.events import EventWriter
+from larsbench.format import duration, percent, rate
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, write_json_atomic
-from larsbench.summary import (
-    SYSTEM_FIELDS,
-    format_console_table,
-    load_results,
-    pareto_frontier,
-    recommend,
-    summary_rows,
-    sweep_name,
-    write_summary,
-)
-from larsbench.summary_format import SYSTEM_COLUMNS, duration, percent, rate
+from larsbench.summary.advice import pareto_frontier, recommend
+from larsbench.summary.files import write_summary
+from larsbench.summary.load import load_results, sweep_name
+from larsbench.summary.rows import SYSTEM_FIELDS, summary_rows
+from larsbench.summary.table import SYSTEM_COLUMNS, format_console_table
 
 
 def _load_fixture():
@@ -294,7 +289,7 @@ def test_console_table_shows_the_same_cells(sweep_dir: Path):
 
 def test_importing_the_summary_loads_neither_torch_nor_matplotlib():
     code = (
-        "import sys, larsbench.summary\n"
+        "import sys, larsbench.summary.files\n"
         "bad = [m for m in ('torch', 'matplotlib', 'textual') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -330,7 +325,7 @@ def test_throughput_sweeps_get_speed_advice_and_their_own_columns() -> None:
     assert advice.startswith("Throughput mode, no accuracy measured: bs1024-sgd is the fastest")
     assert "3h30m" in advice
     assert "LARC tc 0.02 at batch 1024 runs at 96.0% of plain SGD's speed" in advice
-    from larsbench.summary_format import table_columns
+    from larsbench.summary.table import table_columns
 
     headers = [h for _, h, _ in table_columns(summary_rows(results))]
     assert "optimizer" in headers and "projected run" in headers and "step" in headers
@@ -351,8 +346,8 @@ def test_throughput_advice_names_larc_runs_that_differ_by_another_key() -> None:
 
 
 def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
-    from larsbench.summary import default_sort
-    from larsbench.summary_format import render_markdown
+    from larsbench.summary.markdown import render_markdown
+    from larsbench.summary.rows import default_sort
 
     results = [
         _throughput("bs1024-larc-tc0.02", "larc", 9_600.0, 0.09),
@@ -372,7 +367,8 @@ def test_a_throughput_sweep_is_sorted_and_described_by_speed() -> None:
 
 
 def test_a_throughput_sweep_draws_img_s_bars_not_an_empty_scatter() -> None:
-    from larsbench.summary_format import render_markdown, render_png, throughput_figure
+    from larsbench.summary.figure import render_png, throughput_figure
+    from larsbench.summary.markdown import render_markdown
 
     results = [
         _throughput("bs1024-larc-tc0.02", "larc", 9_600.0, 0.09),
@@ -389,7 +385,7 @@ def test_a_throughput_sweep_draws_img_s_bars_not_an_empty_scatter() -> None:
 
 
 def test_the_accumulated_column_shows_only_when_a_run_accumulated() -> None:
-    from larsbench.summary_format import table_columns
+    from larsbench.summary.table import table_columns
 
     def headers(*accumulate: int) -> list[str]:
         rows = [{"run_id": f"r{i}", "accumulate_steps": k} for i, k in enumerate(accumulate)]

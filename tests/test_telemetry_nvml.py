@@ -12,16 +12,12 @@ from pathlib import Path
 import pytest
 from fake_pynvml import ERROR_CODES, FakeNvml, GiB, eight_gpus, install
 
-from larsbench import nvml
 from larsbench.events import EventWriter, read_events
-from larsbench.telemetry import (
-    MIN_INTERVAL,
-    NVML,
-    PSUTIL,
-    Sampler,
-    decode_throttle_reasons,
-    summarize_system,
-)
+from larsbench.telemetry import nvml
+from larsbench.telemetry.gpus import decode_throttle_reasons
+from larsbench.telemetry.sampler import MIN_INTERVAL, Sampler
+from larsbench.telemetry.snapshots import NVML, PSUTIL
+from larsbench.telemetry.summarize import summarize_system
 
 
 @pytest.fixture

@@ -14,9 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from larsbench import nvml
 from larsbench.events import EventWriter, read_events
-from larsbench.telemetry import PSUTIL, Sampler, find_rank_pids
+from larsbench.telemetry import nvml
+from larsbench.telemetry.procs import find_rank_pids
+from larsbench.telemetry.sampler import Sampler
+from larsbench.telemetry.snapshots import PSUTIL
 
 # Stands for torchrun (`python tree.py torchrun`): rank 0 spins; a shell without LOCAL_RANK
 # starts rank 1, which sleeps and starts one spinning data-loader worker that inherits LOCAL_RANK.
@@ -144,11 +146,11 @@ def test_real_binding_without_a_driver_falls_back_to_psutil(tmp_path: Path) -> N
 
 def test_telemetry_imports_neither_torch_nor_textual() -> None:
     code = (
-        "import sys, larsbench.telemetry, larsbench.results\n"
+        "import sys, larsbench.telemetry.sampler, larsbench.results\n"
         "from larsbench.events import EventWriter\n"
         "import tempfile, os\n"
         "w = EventWriter(os.path.join(tempfile.mkdtemp(), 's.jsonl'))\n"
-        "s = larsbench.telemetry.Sampler(w, device='cuda'); s.sample_once()\n"
+        "s = larsbench.telemetry.sampler.Sampler(w, device='cuda'); s.sample_once()\n"
         "bad = {'torch', 'textual'} & set(sys.modules)\n"
         "assert not bad, bad\n"
     )

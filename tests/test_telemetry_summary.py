@@ -12,7 +12,7 @@ import pytest
 from larsbench.events import EventWriter
 from larsbench.results import fold_run
 from larsbench.rundir import RunPaths
-from larsbench.telemetry import summarize_system
+from larsbench.telemetry.summarize import summarize_system
 
 START, END = 1000.0, 1100.0
 BATCH = 256

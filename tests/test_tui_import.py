@@ -13,7 +13,6 @@ PURE = [
     "larsbench.tui.trust_history",
     "larsbench.tui.sweepview",
     "larsbench.tui.form",
-    "larsbench.tui.format",
     "larsbench.tui.tomltext",
     "larsbench.tui.discover",
     "larsbench.tui.runner_control",

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from larsbench import nvml
 from larsbench.config import RunConfig
 from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
 from larsbench.launch import worker_environment
 from larsbench.rundir import RunPaths, write_json_atomic
+from larsbench.telemetry import nvml
 from larsbench.telemetry.gpus import handle
 
 MiB = 1 << 20

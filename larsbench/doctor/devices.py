@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from larsbench import nvml
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
+from larsbench.telemetry import nvml
 from larsbench.telemetry.gpus import gpu_info, handle, read_gpu
 
 MiB = 1 << 20

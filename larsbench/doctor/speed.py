@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,10 @@ from typing import Any
 from larsbench.config import IMAGENET_TRAIN_IMAGES, Machine, RunConfig
 from larsbench.doctor.plans import doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
+from larsbench.format import finite
 from larsbench.gpu_reference import reference_speed
 from larsbench.results import RunResult
-from larsbench.scaling import LOW_EFFICIENCY, scaling_rows
+from larsbench.summary.scaling import LOW_EFFICIENCY, scaling_rows
 from larsbench.sweep import SweepPlan
 
 # img/s against the published figure: below 80% warn, below 50% fail.
@@ -173,7 +173,7 @@ def _judge_larc(done: dict[tuple[str, int], RunResult], device: str) -> list[Ver
         sgd_share = sgd.optimizer_share
         shares = (
             f"; optimizer {share:.0%} of LARC's step, {sgd_share:.0%} of SGD's"
-            if math.isfinite(share) and math.isfinite(sgd_share)
+            if finite(share) and finite(sgd_share)
             else ""
         )
         status = by_ratio(ratio, LARC_WARN, LARC_FAIL)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from larsbench.events import SourcedEvent
+from larsbench.format import finite
 
 # The HParams view's metric columns: the latest value of each of these scalar tags.
 METRIC_TAGS = ("hparams/top1", "hparams/images_per_sec", "hparams/time_to_best_seconds")
@@ -49,13 +50,9 @@ class FoldState:
     first_energy: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
-def _num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _scalars(prefix: str, event: dict[str, Any], keys: tuple[str, ...], step: int) -> list[Point]:
     t = float(event.get("t", 0.0))
-    return [Scalar(f"{prefix}/{k}", float(event[k]), step, t) for k in keys if _num(event.get(k))]
+    return [Scalar(f"{prefix}/{k}", float(event[k]), step, t) for k in keys if finite(event.get(k))]
 
 
 def _per_rank(prefix: str, values: Any, name: str, step: int, t: float) -> list[Point]:
@@ -64,7 +61,7 @@ def _per_rank(prefix: str, values: Any, name: str, step: int, t: float) -> list[
     return [
         Scalar(f"{prefix}/rank{r}_{name}", float(v), step, t)
         for r, v in enumerate(values)
-        if _num(v)
+        if finite(v)
     ]
 
 
@@ -91,7 +88,7 @@ def training_points(event: dict[str, Any], state: FoldState) -> list[Point]:
         return trust_points(event, step, t)
     if kind == "epoch":
         out = _scalars("epoch", event, ("loss", "images_per_sec", "seconds"), step)
-        if _num(event.get("images")) and _num(event.get("seconds")):
+        if finite(event.get("images")) and finite(event.get("seconds")):
             state.epoch_images += event["images"]
             state.epoch_seconds += event["seconds"]
         if state.epoch_seconds > 0:
@@ -101,7 +98,7 @@ def training_points(event: dict[str, Any], state: FoldState) -> list[Point]:
     if kind == "eval":
         out = _scalars("eval", event, ("top1", "top5", "loss"), step)
         top1 = event.get("top1")
-        if _num(top1):
+        if finite(top1):
             out.append(Scalar(METRIC_TAGS[0], float(top1), step, t))
             if top1 > state.best_top1:
                 state.best_top1 = float(top1)
@@ -112,7 +109,7 @@ def training_points(event: dict[str, Any], state: FoldState) -> list[Point]:
         keys = ("images_per_sec", "images_per_sec_per_gpu", "step_seconds", "optimizer_share")
         out = _scalars("throughput", event, keys, step)
         out += _per_rank("throughput", event.get("rank_images_per_sec"), "images_per_sec", 0, t)
-        if _num(event.get("images_per_sec")):
+        if finite(event.get("images_per_sec")):
             out.append(Scalar(METRIC_TAGS[1], float(event["images_per_sec"]), step, t))
         return out
     return []
@@ -128,14 +125,14 @@ def trust_points(event: dict[str, Any], step: int, t: float) -> list[Point]:
         values = event.get(key)
         if not isinstance(values, list) or len(values) != len(layers):
             continue
-        finite = [float(v) for v in values if _num(v)]
+        known = [float(v) for v in values if finite(v)]
         out += [
             Scalar(f"trust_{key}/{layer}", float(v), step, t)
             for layer, v in zip(layers, values, strict=True)
-            if _num(v)
+            if finite(v)
         ]
-        if finite:
-            out.append(Histogram(f"trust/{key}", tuple(finite), step, t))
+        if known:
+            out.append(Histogram(f"trust/{key}", tuple(known), step, t))
     return out
 
 
@@ -165,22 +162,22 @@ def system_points(source: str, event: dict[str, Any], state: FoldState) -> list[
         out += [
             Scalar(f"{prefix}/{name}", float(dev[key]), step, t)
             for key, name in _GPU_KEYS
-            if _num(dev.get(key))
+            if finite(dev.get(key))
         ]
         energy = dev.get("energy")
-        if _num(energy):
+        if finite(energy):
             first = state.first_energy.setdefault((node, int(gpu)), float(energy))
             out.append(Scalar(f"{prefix}/energy_joules", float(energy) - first, step, t))
     host = event.get("host") or {}
     if isinstance(host, dict):
-        if _num(host.get("cpu_percent")):
+        if finite(host.get("cpu_percent")):
             out.append(Scalar(f"{node}/host/cpu_percent", float(host["cpu_percent"]), step, t))
-        if _num(host.get("memory_used")):
+        if finite(host.get("memory_used")):
             out.append(
                 Scalar(f"{node}/host/memory_used_bytes", float(host["memory_used"]), step, t)
             )
     for rank in event.get("ranks") or []:
-        if isinstance(rank, dict) and _num(rank.get("cpu_percent")):
+        if isinstance(rank, dict) and finite(rank.get("cpu_percent")):
             name = f"{node}/rank{rank.get('local_rank')}/cpu_percent"
             out.append(Scalar(name, float(rank["cpu_percent"]), step, t))
     return out

@@ -1,10 +1,10 @@
-"""GPU readings through larsbench.nvml, converted to event units; a failed read is None."""
+"""GPU readings through telemetry.nvml, converted to event units; a failed read is None."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from larsbench import nvml
+from larsbench.telemetry import nvml
 from larsbench.telemetry.snapshots import GpuInfo, GpuSample
 
 # NVML's clock event (formerly "throttle") reason bits, as named in docs/events.md.

@@ -9,9 +9,9 @@ from typing import Any
 
 import psutil
 
-from larsbench import nvml
 from larsbench.events import EventWriter
 from larsbench.rundir import node_name
+from larsbench.telemetry import nvml
 from larsbench.telemetry.gpus import gpu_info, handle, process_gpu_memory, read_gpu
 from larsbench.telemetry.procs import HostReader, RankProcesses
 from larsbench.telemetry.snapshots import NVML, PSUTIL, SystemSample

@@ -7,20 +7,20 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
+from larsbench.format import finite
+
 INPUT_BOUND_THRESHOLD = 0.10  # share of step time spent waiting for data
 STRAGGLER_RATIO = 0.9  # a rank slower than this times the median rank is a straggler
 
 
 def _num(value: Any) -> float | None:
-    """A finite number, else None (events may hold None, NaN or junk)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    """A finite number as a float, else None (events may hold None, NaN or junk)."""
+    return float(value) if finite(value) else None
 
 
 def _mean(values: Iterable[Any]) -> float | None:
-    finite = [v for v in map(_num, values) if v is not None]
-    return sum(finite) / len(finite) if finite else None
+    known = [v for v in map(_num, values) if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def _weighted_mean(pairs: Iterable[tuple[Any, Any]]) -> float | None:
@@ -44,8 +44,8 @@ def _p95(values: list[float]) -> float | None:
 
 
 def _max(values: Iterable[Any]) -> float | None:
-    finite = [v for v in map(_num, values) if v is not None]
-    return max(finite) if finite else None
+    known = [v for v in map(_num, values) if v is not None]
+    return max(known) if known else None
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -121,8 +121,8 @@ def _per_rank(steps: list[dict[str, Any]], field: str) -> list[float]:
         _weighted_mean((s[field][r], s.get("interval_steps")) for s in lists if r < len(s[field]))
         for r in range(ranks)
     ]
-    finite = [m for m in means if m is not None]
-    return finite if len(finite) == len(means) else []
+    known = [m for m in means if m is not None]
+    return known if len(known) == len(means) else []
 
 
 def _used(run_gpus: dict[Any, set[Any]], event: dict[str, Any], device: dict[str, Any]) -> bool:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from larsbench.events import RunTail
+from larsbench.format import finite
 from larsbench.rundir import RunPaths, SweepPaths, read_json
-from larsbench.tui.format import is_num
 from larsbench.tui.series import EMPTY_CURVE, Curve
 from larsbench.tui.state import RunState, RunView, TrustView
 
@@ -155,7 +155,7 @@ def group_value(config: Mapping[str, Any], key: str) -> str:
     if raw is None:
         return "n/a"
     value = json.loads(raw)
-    return f"{value:g}" if is_num(value) else str(value)
+    return f"{value:g}" if finite(value) else str(value)
 
 
 def swept_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:

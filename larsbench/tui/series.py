@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from larsbench.tui.format import is_num
+from larsbench.format import finite
 
 CURVE_POINTS = 600  # per curve; older points are merged pairwise when it fills
 
@@ -42,7 +42,7 @@ class Series:
         return len(self.xs) + (1 if self._pn else 0)
 
     def add(self, x: Any, y: Any) -> None:
-        if not (is_num(x) and is_num(y)):
+        if not (finite(x) and finite(y)):
             return
         self._px = float(x)
         self._psum += float(y)

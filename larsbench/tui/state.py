@@ -8,8 +8,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from larsbench.format import finite
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD, STRAGGLER_RATIO
-from larsbench.tui.format import is_num
 from larsbench.tui.series import CURVE_POINTS, EMPTY_CURVE, Curve, Series
 from larsbench.tui.trust_history import HEAT_COLUMNS, LayerStat, TrustHistory, TrustView
 
@@ -42,7 +42,7 @@ LOG_LINES = 200
 
 
 def _f(value: Any) -> float:
-    return float(value) if is_num(value) else math.nan
+    return float(value) if finite(value) else math.nan
 
 
 def _pick(d: dict[str, Any], *names: str) -> Any:
@@ -219,7 +219,7 @@ class RunState:
         kind = event.get("kind")
         t = _f(event.get("t"))
         self.events_seen += 1
-        if is_num(t) and not t <= self.last_event_t:
+        if finite(t) and not t <= self.last_event_t:
             self.last_event_t = t
         handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
         if handler is not None:
@@ -244,7 +244,7 @@ class RunState:
                 while len(self.rank_ips) <= r:
                     self.rank_ips.append(Series(RANK_CURVE_POINTS))
                 self.rank_ips[r].add(step, value)
-        if is_num(e.get("t")) and is_num(step):
+        if finite(e.get("t")) and finite(step):
             self.rate.append((float(e["t"]), float(step)))
 
     def _on_eval(self, e: dict[str, Any]) -> None:
@@ -252,7 +252,7 @@ class RunState:
         self.top5 = _f(e.get("top5"))
         self.eval_seconds = _f(e.get("seconds"))
         self.top1_series.add(e.get("epoch"), e.get("top1"))
-        if is_num(self.top1) and not self.top1 <= self.best_top1:
+        if finite(self.top1) and not self.top1 <= self.best_top1:
             self.best_top1 = self.top1
             self.best_epoch = int(e.get("epoch") or 0)
 
@@ -288,7 +288,7 @@ class RunState:
             for d in e.get("devices") or []
             if isinstance(d, dict)
         ]
-        if joules and all(is_num(j) for j in joules) and len(self.nodes) == 1:
+        if joules and all(finite(j) for j in joules) and len(self.nodes) == 1:
             images = self._images_done()
             if self.energy0 is None:
                 self.energy0 = (sum(joules), images)
@@ -297,10 +297,10 @@ class RunState:
     def _images_done(self) -> float:
         step = _f(self.last_step.get("step"))
         batch = _f(self.start.get("global_batch"))
-        if not is_num(batch):
+        if not finite(batch):
             train = self.config.get("train")
             batch = _f(train.get("batch_size")) if isinstance(train, dict) else math.nan
-        return step * batch if is_num(step) and is_num(batch) else 0.0
+        return step * batch if finite(step) and finite(batch) else 0.0
 
     # --- output ---------------------------------------------------------------------------
 
@@ -312,11 +312,11 @@ class RunState:
         if t1 <= t0 or s1 <= s0:
             return math.nan
         total = _f(self.start.get("total_steps"))
-        if not is_num(total):
+        if not finite(total):
             return math.nan
         remaining = max(0.0, total - s1) * (t1 - t0) / (s1 - s0)
         epochs_left = _f(self.start.get("epochs")) - _f(self.last_step.get("epoch")) + 1
-        if is_num(self.eval_seconds) and is_num(epochs_left):
+        if finite(self.eval_seconds) and finite(epochs_left):
             remaining += max(0.0, epochs_left) * self.eval_seconds
         return remaining
 
@@ -363,7 +363,7 @@ class RunState:
             rank_images_per_sec=rank_ips,
             data_wait=wait,
             rank_data_wait=rank_wait,
-            input_bound=is_num(wait) and wait > INPUT_BOUND_THRESHOLD,
+            input_bound=finite(wait) and wait > INPUT_BOUND_THRESHOLD,
             straggler=straggler,
             top1=self.top1,
             top5=self.top5,
@@ -444,18 +444,18 @@ class RunState:
 def _int(*candidates: Any) -> int:
     """The first candidate that is a finite number, as an int; else 0."""
     for c in candidates:
-        if is_num(c):
+        if finite(c):
             return int(c)
     return 0
 
 
 def _straggler(rank_ips: tuple[float, ...]) -> int | None:
     """The slowest rank when it is below STRAGGLER_RATIO of the median rank, else None."""
-    finite = sorted(v for v in rank_ips if is_num(v))
-    if len(finite) < 2:
+    known = sorted(v for v in rank_ips if finite(v))
+    if len(known) < 2:
         return None
-    median = statistics.median(finite)
-    slowest = min((i for i, v in enumerate(rank_ips) if is_num(v)), key=lambda i: rank_ips[i])
+    median = statistics.median(known)
+    slowest = min((i for i, v in enumerate(rank_ips) if finite(v)), key=lambda i: rank_ips[i])
     return slowest if rank_ips[slowest] < STRAGGLER_RATIO * median else None
 
 

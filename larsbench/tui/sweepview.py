@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from larsbench.config import ReferenceConfig
+from larsbench.format import finite
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
-from larsbench.tui.format import is_num
 from larsbench.tui.state import RunView
 
 
@@ -94,17 +94,17 @@ class SweepView:
         """The focused run's ETA plus, for each queued run, the mean duration of finished ones
         (or the focused run's projected duration when none has finished yet)."""
         run = self.run
-        if not self.live or run is None or not is_num(run.eta_seconds):
+        if not self.live or run is None or not finite(run.eta_seconds):
             return math.nan
         queued = sum(1 for r in self.runs if r.state == QUEUED)
         walls = [
             r.wall_seconds
             for r in self.results
-            if r.status in FINAL_STATES and is_num(r.wall_seconds) and r.wall_seconds > 0
+            if r.status in FINAL_STATES and finite(r.wall_seconds) and r.wall_seconds > 0
         ]
         if walls:
             each = sum(walls) / len(walls)
-        elif is_num(run.started_t) and is_num(run.last_event_t):
+        elif finite(run.started_t) and finite(run.last_event_t):
             each = run.last_event_t - run.started_t + run.eta_seconds
         else:
             return math.nan

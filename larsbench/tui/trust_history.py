@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from larsbench.tui.format import is_num
+from larsbench.format import finite
 
 HEAT_COLUMNS = 240  # trust-ratio snapshots kept per layer (merged in log space when full)
 
 
 def _f(value: Any) -> float:
-    return float(value) if is_num(value) else math.nan
+    return float(value) if finite(value) else math.nan
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class TrustHistory:
             if at(clipped, j) is True or (not isinstance(at(clipped, j), bool) and f < 1):
                 self.clipped[i] += 1
             self.last_factor[i] = f
-            if is_num(f) and not f >= self.min_factor[i]:
+            if finite(f) and not f >= self.min_factor[i]:
                 self.min_factor[i] = f
             self.local_lr[i] = _f(at(local, j))
             self.weight_norm[i] = _f(at(wn, j))

@@ -24,7 +24,8 @@ from larsbench.rundir import (
     node_name,
     read_json_object,
 )
-from larsbench.summary import load_results, load_run_result, pareto_frontier, recommend
+from larsbench.summary.advice import pareto_frontier, recommend
+from larsbench.summary.load import load_results, load_run_result
 from larsbench.tui.state import RunState
 from larsbench.tui.sweepview import RunStatus, SweepView
 

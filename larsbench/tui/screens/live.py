@@ -17,8 +17,8 @@ from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from larsbench.format import NA, count, eta, finite, num, pct, si
 from larsbench.tui import runner_control
-from larsbench.tui.format import NA, count, duration, is_num, num, pct, si
 from larsbench.tui.screens.dialogs import ConfirmDialog
 from larsbench.tui.state import RunView
 from larsbench.tui.sweepview import SweepView
@@ -63,11 +63,9 @@ def header_text(view: SweepView | None) -> Text:
     if run.total_steps:
         t.append(f"  step {count(run.step)}/{count(run.total_steps)}")
     if view.live and view.following:
-        t.append(f"  ETA run {duration(run.eta_seconds)}, sweep {duration(view.eta_sweep())}")
-        if is_num(run.last_event_t) and view.now - run.last_event_t > STALE_SECONDS:
-            t.append(
-                f"  no events for {duration(view.now - run.last_event_t)}", style="bold yellow"
-            )
+        t.append(f"  ETA run {eta(run.eta_seconds)}, sweep {eta(view.eta_sweep())}")
+        if finite(run.last_event_t) and view.now - run.last_event_t > STALE_SECONDS:
+            t.append(f"  no events for {eta(view.now - run.last_event_t)}", style="bold yellow")
     elif not view.following:
         t.append("  replay (f: follow)", style="yellow")
     elif view.finished and view.is_sweep:
@@ -97,7 +95,7 @@ def training_text(run: RunView | None) -> Text:
     t.append(f" (peak {num(run.peak_lr, '.4g')})", style="dim")
     t.append("  top-1 ", style="dim")
     t.append(pct(run.top1, 2), style="bold green")
-    if is_num(run.best_top1):
+    if finite(run.best_top1):
         t.append(f" (best {pct(run.best_top1, 2)}, ep {run.best_epoch})", style="dim")
     t.append("  top-5 ", style="dim")
     t.append(pct(run.top5, 2))
@@ -121,7 +119,7 @@ def throughput_text(run: RunView | None) -> Text:
     t.append("global ", style="dim")
     t.append(si(run.images_per_sec), style="bold")
     t.append(" img/s", style="dim")
-    if run.world_size and is_num(run.images_per_sec):
+    if run.world_size and finite(run.images_per_sec):
         t.append(f"  per rank {si(run.images_per_sec / run.world_size)}", style="dim")
     if run.rank_images_per_sec:
         t.append("   ranks:", style="dim")

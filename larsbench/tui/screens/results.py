@@ -12,9 +12,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from larsbench.summary import SORT_KEYS, default_sort, summary_rows
-from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
-from larsbench.tui.format import is_num
+from larsbench.format import finite
+from larsbench.summary.rows import SORT_KEYS, default_sort, summary_rows
+from larsbench.summary.table import DID_NOT_FINISH, table_cells, table_columns
 from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.compare_chart import CompareChart
 from larsbench.tui.widgets.plots import Point, ScatterPlot
@@ -59,7 +59,7 @@ def scatter_points(view: SweepView) -> list[Point]:
     """The runs with a measured top-1 and speed, labelled by run id; unfinished ones as x."""
     points = []
     for r in view.results:
-        if is_num(r.top1) and is_num(r.images_per_sec) and r.images_per_sec > 0:
+        if finite(r.top1) and finite(r.images_per_sec) and r.images_per_sec > 0:
             done = r.status == "completed"
             points.append(
                 Point(
@@ -75,7 +75,7 @@ def scatter_points(view: SweepView) -> list[Point]:
 
 def speed_bars(view: SweepView) -> list[tuple[str, float]]:
     """(run id, img/s) of the runs with a measured speed, fastest first."""
-    measured = [r for r in view.results if is_num(r.images_per_sec) and r.images_per_sec > 0]
+    measured = [r for r in view.results if finite(r.images_per_sec) and r.images_per_sec > 0]
     measured.sort(key=lambda r: -r.images_per_sec)
     return [(r.run_id, float(r.images_per_sec)) for r in measured]
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from larsbench.format import NA, bar, finite, gib, num, pct, sparkline
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD
-from larsbench.tui.format import NA, bar, gib, is_num, pct, sparkline
 from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
 from larsbench.tui.widgets.text import set_text
 
 
 def level_style(percent: float) -> str:
-    if not is_num(percent):
+    if not finite(percent):
         return "dim"
     if percent >= 80:
         return "green"
     if percent >= 50:
         return "yellow"
     return "red"
-
-
-def _num(value: float, fmt: str, unit: str) -> str:
-    return f"{value:{fmt}}{unit}" if is_num(value) else NA
 
 
 def _short_gpu_name(name: str) -> str:
@@ -37,11 +33,11 @@ def device_line(d: DeviceView, width: int) -> Text:
     t.append(f"{d.index if d.index is not None else '?':>2} ", style="bold")
     t.append(f"{_short_gpu_name(d.name):<8} ")
     util = d.util_gpu
-    t.append(bar(util / 100 if is_num(util) else None, 8), style=level_style(util))
+    t.append(bar(util / 100 if finite(util) else None, 8), style=level_style(util))
     t.append(f" {pct(util):>4} ")
     t.append(f"{gib(d.mem_used)}/{gib(d.mem_total, 'G')} ".rjust(12))
-    t.append(f"{_num(d.power_w, '.0f', 'W'):>5} ")
-    t.append(f"{_num(d.temp_c, '.0f', 'C'):>4} ", style="red" if d.temp_c >= 85 else "")
+    t.append(f"{num(d.power_w, '.0f', 'W'):>5} ")
+    t.append(f"{num(d.temp_c, '.0f', 'C'):>4} ", style="red" if d.temp_c >= 85 else "")
     rank = f" r{d.local_rank}" if d.local_rank is not None else ""
     room = width - t.cell_len - len(rank) - (2 if d.throttle else 0)
     if room > 3:
@@ -58,17 +54,17 @@ def rank_line(r: RankView, width: int) -> Text:
     t.append(f"r{r.local_rank if r.local_rank is not None else '?'} ", style="bold")
     t.append(f"pid {r.pid if r.pid is not None else NA:<7} ", style="dim")
     # cpu_percent is % of one core; a rank may use several.
-    t.append(bar(r.cpu_percent / 100 if is_num(r.cpu_percent) else None, 8), style="cyan")
+    t.append(bar(r.cpu_percent / 100 if finite(r.cpu_percent) else None, 8), style="cyan")
     t.append(f" {pct(r.cpu_percent):>5} cpu ")
     t.append(f"rss {gib(r.rss_bytes, 'G')} ")
     if r.workers:
         t.append(f"workers {r.workers} ({pct(r.workers_cpu_percent)}) ")
-    if is_num(r.gpu_mem_bytes):
+    if finite(r.gpu_mem_bytes):
         t.append(f"gpu {gib(r.gpu_mem_bytes, 'G')} ")
     room = width - t.cell_len
     if room > 3:
         hist = r.cpu_history[-room:]
-        top = max([100.0, *(v for v in hist if is_num(v))])  # % of one core; may exceed 100
+        top = max([100.0, *(v for v in hist if finite(v))])  # % of one core; may exceed 100
         t.append(sparkline(hist, 0, top), style="cyan")
     return t
 
@@ -94,7 +90,7 @@ def render_panel(run: RunView | None, width: int) -> Text:
     if not run.nodes:
         lines.append(Text("no system samples yet (events/system-*.jsonl)", style="dim"))
     lines.append(_wait_line(run, width))
-    if is_num(run.energy_per_image):
+    if finite(run.energy_per_image):
         lines.append(Text(f"energy {run.energy_per_image:.3g} J/img (all GPUs)", style="dim"))
     out = Text("\n", no_wrap=True).join(lines)
     return out
@@ -140,7 +136,7 @@ def _wait_line(run: RunView, width: int) -> Text:
 
 
 def _low_nan(v: float) -> float:
-    return v if is_num(v) else -1.0
+    return v if finite(v) else -1.0
 
 
 class DevicePanel(Static):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from larsbench.tui.format import NA, is_num, num, pct, si, sparkline
+from larsbench.format import NA, finite, num, pct, si, sparkline
 from larsbench.tui.state import RunView
 from larsbench.tui.widgets.devices import level_style
 from larsbench.tui.widgets.text import set_text
@@ -42,7 +42,7 @@ def hardware_line(run: RunView, width: int) -> Text:
     node = run.nodes[0]
     t.append(f"  host {pct(node.host_cpu_percent)}", style="dim")
     history = ranks[0].cpu_history
-    top = max([100.0, *(v for v in history if is_num(v))])
+    top = max([100.0, *(v for v in history if finite(v))])
     _spark_tail(t, history, width, 0.0, top)
     return t
 
@@ -53,11 +53,11 @@ def throughput_line(run: RunView, width: int) -> Text:
     t.append("img/s ", style="dim")
     t.append(si(run.images_per_sec), style="bold")
     ranks = run.rank_images_per_sec
-    if run.world_size and is_num(run.images_per_sec):
+    if run.world_size and finite(run.images_per_sec):
         t.append(f" (rank {si(run.images_per_sec / run.world_size)}", style="dim")
-        finite = [i for i, v in enumerate(ranks) if is_num(v)]
-        if len(finite) > 1:
-            slowest = min(finite, key=lambda i: ranks[i])
+        known = [i for i, v in enumerate(ranks) if finite(v)]
+        if len(known) > 1:
+            slowest = min(known, key=lambda i: ranks[i])
             style = "bold yellow" if slowest == run.straggler else "dim"
             t.append(f", slowest r{slowest} {si(ranks[slowest])}", style=style)
         t.append(")", style="dim")
@@ -78,7 +78,7 @@ def training_line(run: RunView) -> Text:
     t.append(num(run.lr, ".3g"))
     t.append("  top-1 ", style="dim")
     t.append(pct(run.top1, 2), style="bold green")
-    if is_num(run.best_top1):
+    if finite(run.best_top1):
         t.append(f" (best {pct(run.best_top1, 2)} ep {run.best_epoch})", style="dim")
     t.append("  top-5 ", style="dim")
     t.append(pct(run.top5, 1))

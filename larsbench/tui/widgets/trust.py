@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import DataTable
 
-from larsbench.tui.format import NA, is_num, pct
+from larsbench.format import NA, finite, pct
 from larsbench.tui.state import TrustView
 
 # Low factor (LARC shrinks the step a lot) -> high factor (1: the plain SGD step).
@@ -77,9 +77,9 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
     name_w = min(24, max(len(view.layers[i]) for i in shown))
     tail_w = 12
     cells = max(4, width - name_w - tail_w - 2)
-    finite = [v for col in view.log_factors for v in col if v == v]
-    hi = max(0.0, max(finite)) if finite else 0.0
-    lo = max(LOG_FLOOR, min(finite)) if finite else -1.0
+    known = [v for col in view.log_factors for v in col if v == v]
+    hi = max(0.0, max(known)) if known else 0.0
+    lo = max(LOG_FLOOR, min(known)) if known else -1.0
     if hi - lo < 1e-9:
         lo = hi - 1.0
     out = []
@@ -104,7 +104,7 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
         f = stat.last_factor
         clip = stat.clipped_share
         line.append(f" {_factor(f):>5}")
-        line.append(f" {pct(clip * 100 if is_num(clip) else clip):>5}", style="dim")
+        line.append(f" {pct(clip * 100 if finite(clip) else clip):>5}", style="dim")
         out.append(line)
     legend = Text(no_wrap=True, overflow="crop", style="dim")
     first = view.steps[0] if view.steps else 0
@@ -127,7 +127,7 @@ def render_heatmap(view: TrustView | None, width: int, height: int) -> Text:
 
 def _factor(f: float) -> str:
     """A factor in at most 5 characters: 1, 0.41, 0.011, 7e-03."""
-    if not is_num(f):
+    if not finite(f):
         return NA
     return f"{f:.0e}" if 0 < f < 0.01 else f"{f:.2g}"
 
@@ -184,8 +184,8 @@ class TrustTable(DataTable):
         stats = sorted(
             view.stats,
             key=lambda s: (
-                -(s.clipped_share if is_num(s.clipped_share) else -1),
-                s.min_factor if is_num(s.min_factor) else math.inf,
+                -(s.clipped_share if finite(s.clipped_share) else -1),
+                s.min_factor if finite(s.min_factor) else math.inf,
             ),
         )
         for s in stats:
@@ -201,4 +201,4 @@ class TrustTable(DataTable):
 
 
 def _g(v: float) -> str:
-    return f"{v:.3g}" if is_num(v) else NA
+    return f"{v:.3g}" if finite(v) else NA

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from larsbench.config import ReferenceConfig
+from larsbench.format import duration, finite, percent, rate
 from larsbench.results import RunResult
 from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED, UNREADABLE
-from larsbench.summary_format import duration, percent, rate
 
 # Accept a run this many top-1 points below the best for more speed.
 DEFAULT_TOLERANCE = 0.5
@@ -20,11 +20,6 @@ DEFAULT_MIN_SPEEDUP = 0.05
 DEFAULT_SAME_WITHIN = 0.05
 # At most this many faster alternatives are named after the pick.
 MAX_OPTIONS = 3
-
-
-def finite(value: Any) -> bool:
-    """A real, finite number (not None, NaN, infinity or a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def speed_key(images_per_sec: float) -> float:

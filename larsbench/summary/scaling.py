@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from larsbench.format import finite
 from larsbench.results import RunResult
 
 LOW_EFFICIENCY = 0.80  # below this a scaling step is flagged
@@ -32,7 +33,7 @@ def scaling_rows(results: list[RunResult]) -> list[ScalingRow]:
     sizes; efficiency = img/s per GPU / the same at the group's smallest world size."""
     groups: dict[str, list[RunResult]] = {}
     for r in results:
-        if r.status == "completed" and math.isfinite(r.images_per_sec) and r.world_size:
+        if r.status == "completed" and finite(r.images_per_sec) and r.world_size:
             groups.setdefault(_group(r), []).append(r)
     rows: list[ScalingRow] = []
     for name, runs in groups.items():
