@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from larsbench.tui.format import is_num
+from larsbench.format import is_num
 
 CURVE_POINTS = 600  # per curve; older points are merged pairwise when it fills
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from larsbench.config import ReferenceConfig
+from larsbench.format import is_num
+from larsbench.live.views import RunView
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
-from larsbench.tui.format import is_num
-from larsbench.tui.state import RunView
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from larsbench.tui.format import is_num
+from larsbench.format import is_num
 
 HEAT_COLUMNS = 240  # trust-ratio snapshots kept per layer (merged in log space when full)
 

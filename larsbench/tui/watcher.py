@@ -13,6 +13,8 @@ from textual.message import Message
 
 from larsbench.config import ConfigError, ReferenceConfig
 from larsbench.events import RunTail
+from larsbench.live.run_state import RunState
+from larsbench.live.sweepview import RunStatus, SweepView
 from larsbench.reference import sweep_reference
 from larsbench.results import RunResult
 from larsbench.rundir import (
@@ -25,8 +27,6 @@ from larsbench.rundir import (
     read_json_object,
 )
 from larsbench.summary import load_results, load_run_result, pareto_frontier, recommend
-from larsbench.tui.state import RunState
-from larsbench.tui.sweepview import RunStatus, SweepView
 
 Clock = Callable[[], float]
 

@@ -17,11 +17,11 @@ from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from larsbench.live.sweepview import SweepView
+from larsbench.live.views import RunView
 from larsbench.tui import runner_control
 from larsbench.tui.format import NA, count, duration, is_num, num, pct, si
 from larsbench.tui.screens.dialogs import ConfirmDialog
-from larsbench.tui.state import RunView
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.devices import DevicePanel, panel_title
 from larsbench.tui.widgets.logtail import LogTailView
 from larsbench.tui.widgets.overview import OverviewPanel, overview_title

@@ -12,10 +12,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from larsbench.live.sweepview import SweepView
 from larsbench.summary import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary_format import DID_NOT_FINISH, table_cells, table_columns
 from larsbench.tui.format import is_num
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.compare_chart import CompareChart
 from larsbench.tui.widgets.plots import Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from larsbench.live.views import DeviceView, NodeView, RankView, RunView
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD
 from larsbench.tui.format import NA, bar, gib, is_num, pct, sparkline
-from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
 from larsbench.tui.widgets.text import set_text
 
 

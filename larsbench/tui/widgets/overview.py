@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from larsbench.live.views import RunView
 from larsbench.tui.format import NA, is_num, num, pct, si, sparkline
-from larsbench.tui.state import RunView
 from larsbench.tui.widgets.devices import level_style
 from larsbench.tui.widgets.text import set_text
 

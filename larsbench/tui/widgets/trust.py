@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import DataTable
 
+from larsbench.live.trust_history import TrustView
 from larsbench.tui.format import NA, is_num, pct
-from larsbench.tui.state import TrustView
 
 # Low factor (LARC shrinks the step a lot) -> high factor (1: the plain SGD step).
 PALETTE = (
