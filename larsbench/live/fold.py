@@ -33,7 +33,8 @@ class RunFold:
 
     def add(self, event: dict[str, Any]) -> bool:
         """Fold one training event; False for a kind that changes nothing here."""
-        handler = _HANDLERS.get(event.get("kind"))  # type: ignore[arg-type]
+        kind = event.get("kind")
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return False
         handler(self, event)
