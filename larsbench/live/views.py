@@ -86,10 +86,12 @@ class RunView:
     rank_data_wait: tuple[float, ...] = ()
     input_bound: bool = False
     straggler: int | None = None
+    # accuracy: the newest evaluation, the best so far (the first of equals), and its curve
     top1: float = math.nan
     top5: float = math.nan
     best_top1: float = math.nan
     best_epoch: int = 0
+    top1_curve: Curve = EMPTY_CURVE
     eta_seconds: float = math.nan
     started_t: float = math.nan
     last_event_t: float = math.nan
@@ -99,7 +101,6 @@ class RunView:
     lr_curve: Curve = EMPTY_CURVE
     ips_curve: Curve = EMPTY_CURVE
     rank_ips_curves: tuple[Curve, ...] = ()
-    top1_curve: Curve = EMPTY_CURVE
     data_wait_curve: Curve = EMPTY_CURVE
     nodes: tuple[NodeView, ...] = ()
     trust: TrustView | None = None
