@@ -142,6 +142,8 @@ def _add_training(result: RunResult, fold: RunFold) -> None:
     if evals:
         result.top1 = evals[-1].get("top1", math.nan)
         result.top5 = evals[-1].get("top5", math.nan)
+        # The best: max of (top1, -epoch) over the values as written (the live view's
+        # RunState takes the first finite top-1 above all before; they differ on NaN).
         best = max(evals, key=lambda e: (e.get("top1", -1.0), -e.get("epoch", 0)))
         result.best_top1 = best.get("top1", math.nan)
         result.best_epoch = best.get("epoch", 0)
