@@ -23,6 +23,7 @@ from rich.table import Table
 from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
 from larsbench.format import DASH, clock, percent, short_rate
+from larsbench.live.fold import RunFold
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan
@@ -127,7 +128,7 @@ class HeadlessView:
         self.live = self.console.is_terminal and not quiet
         self.progress: Progress | None = None
         self.task: TaskID | None = None
-        self.latest: dict[str, Any] = {}
+        self.fold = RunFold()  # the current run's training events
         self._compiles = False  # the run compiles the model or LARC's update before training
         self._compiles_model = False
         self._last_line = 0.0
@@ -149,7 +150,7 @@ class HeadlessView:
         )
 
     def run_started(self, run: RunConfig, paths: RunPaths, index: int, total: int) -> None:
-        self.latest = {}
+        self.fold = RunFold()
         larc = run.optimizer.name == "larc"
         self._compiles_model = run.model.compile
         self._compiles = run.model.compile or (
@@ -188,7 +189,7 @@ class HeadlessView:
             self.progress.update(self.task, stats=self._stats())
         elif (
             events
-            and "step" in self.latest
+            and self.fold.last_step
             and time.monotonic() - self._last_line > self.PLAIN_EVERY_SECONDS
         ):
             self._last_line = time.monotonic()
@@ -235,57 +236,53 @@ class HeadlessView:
             self.console.print(summary.recommendation, highlight=False)
         self.console.print(f"summary: {out.summary('md')} (.csv .json .png)")
 
-    # --- folding ---------------------------------------------------------------------------
+    # --- printing ------------------------------------------------------------------------
     def _training_event(self, e: dict[str, Any]) -> None:
+        """Fold one rank-0 event (live.fold decides what it means), then show it."""
+        self.fold.add(e)
         kind = e.get("kind")
-        if kind in ("run_start", "resume"):
-            self.latest["started"] = True
         if kind == "compile":
-            self.latest["compile"] = e
             self.console.print(
                 f"  {self._label}: compiled {_COMPILED.get(e.get('what'), e.get('what'))} "
                 f"in {e.get('seconds', 0.0):.1f} s",
                 highlight=False,
             )
         elif kind == "run_start":
-            self.latest["total_steps"] = e.get("total_steps")
-            self.latest["epochs"] = e.get("epochs")
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, total=e.get("total_steps"))
         elif kind == "step":
-            self.latest["step"] = e
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, completed=e.get("step", 0))
-        elif kind == "eval":
-            self.latest["eval"] = e
-            if not self.live:
-                self.console.print(
-                    f"  epoch {e.get('epoch')}/{self.latest.get('epochs', '?')}: "
-                    f"top-1 {percent(e.get('top1'), missing=DASH)} "
-                    f"top-5 {percent(e.get('top5'), missing=DASH)}",
-                    highlight=False,
-                )
-        elif kind == "run_end" and e.get("status") != "completed":
-            self.latest["end"] = e
+        elif kind == "eval" and not self.live:
+            self.console.print(
+                f"  epoch {e.get('epoch')}/{self._planned('epochs')}: "
+                f"top-1 {percent(e.get('top1'), missing=DASH)} "
+                f"top-5 {percent(e.get('top5'), missing=DASH)}",
+                highlight=False,
+            )
+
+    def _planned(self, key: str) -> Any:
+        """`epochs` or `total_steps` as the run_start event says, "?" before it."""
+        return self.fold.start.get(key) if self.fold.starts else "?"
 
     def _stats(self) -> str:
-        step = self.latest.get("step")
+        step = self.fold.last_step
         if not step:
-            if not self.latest.get("started"):
+            if not self.fold.started:
                 return "starting torchrun"
-            if self._compiles and "compile" not in self.latest:
+            if self._compiles and not self.fold.compiles:
                 what = "the model" if self._compiles_model else "LARC's fused update"
                 return f"compiling {what} (once per run)"
             return "training, first steps"
         parts = [
-            f"ep {step.get('epoch')}/{self.latest.get('epochs', '?')}",
-            f"step {step.get('step')}/{self.latest.get('total_steps', '?')}",
+            f"ep {step.get('epoch')}/{self._planned('epochs')}",
+            f"step {step.get('step')}/{self._planned('total_steps')}",
             f"loss {step.get('loss', math.nan):.4f}",
             f"lr {step.get('lr', math.nan):.4g}",
             f"{short_rate(step.get('images_per_sec'))} img/s",
             f"wait {100 * step.get('data_wait_fraction', 0.0):.0f}%",
         ]
-        ev = self.latest.get("eval")
+        ev = self.fold.last_eval
         if ev:
             parts.append(f"top-1 {percent(ev.get('top1'), missing=DASH)}")
         return "  ".join(parts)

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from larsbench.events import iter_kind, read_events_noting
+from larsbench.events import read_events_noting
+from larsbench.live.fold import RunFold
 from larsbench.rundir import UNREADABLE, RunPaths, read_json_object
 from larsbench.telemetry.summarize import summarize_system
 
@@ -85,17 +86,22 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
 def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, Any]]) -> RunResult:
     """A run's result from its config.json and rank-0 events (pure; status filled by caller)."""
+    result = _planned(run_id, config)
+    fold = RunFold()
+    for event in events:
+        fold.add(event)
+    _add_training(result, fold)
+    return result
+
+
+def _planned(run_id: str, config: dict[str, Any]) -> RunResult:
+    """What config.json says of the run, before it ran."""
     train = config.get("train", {})
     opt = config.get("optimizer", {})
     world = int(config.get("world_size", 0) or 0)
-    result = RunResult(
+    return RunResult(
         run_id=run_id,
         status="",
         model=config.get("model", {}).get("arch", ""),
@@ -109,11 +115,16 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
         trust_coefficient=opt.get("trust_coefficient") if opt.get("name") == "larc" else None,
         device=config.get("device", ""),
     )
-    start = next(iter_kind(events, "run_start"), None)
+
+
+def _add_training(result: RunResult, fold: RunFold) -> None:
+    """What the run did, from the fold of its events. A finished run's file holds one
+    run_start, run_end and throughput event; the result takes the first of each."""
+    start = fold.starts[0] if fold.starts else None
     if start:
         result.device_names = list(start.get("device_names", []))
-        result.world_size = int(start.get("world_size", world))
-    epochs = list(iter_kind(events, "epoch"))
+        result.world_size = int(start.get("world_size", result.world_size))
+    epochs = fold.epochs
     if epochs:
         images = sum(e.get("images", 0) for e in epochs)
         seconds = sum(e.get("seconds", 0.0) for e in epochs)
@@ -124,38 +135,43 @@ def fold_training(run_id: str, config: dict[str, Any], events: list[dict[str, An
             if result.world_size:
                 result.images_per_sec_per_gpu = result.images_per_sec / result.world_size
         result.final_loss = epochs[-1].get("loss", math.nan)
-    steps = list(iter_kind(events, "step"))
-    if steps:
-        result.steps = steps[-1].get("step", 0)
-        result.data_wait_fraction = _mean([s.get("data_wait_fraction", math.nan) for s in steps])
-    evals = list(iter_kind(events, "eval"))
+    if fold.last_step:
+        result.steps = fold.last_step.get("step", 0)
+        result.data_wait_fraction = fold.mean_data_wait
+    evals = fold.evals
     if evals:
         result.top1 = evals[-1].get("top1", math.nan)
         result.top5 = evals[-1].get("top5", math.nan)
+        # The best: max of (top1, -epoch) over the values as written (the live view's
+        # RunState takes the first finite top-1 above all before; they differ on NaN).
         best = max(evals, key=lambda e: (e.get("top1", -1.0), -e.get("epoch", 0)))
         result.best_top1 = best.get("top1", math.nan)
         result.best_epoch = best.get("epoch", 0)
         if start:
             result.time_to_best_seconds = best["t"] - start["t"]
-    tp = next(iter_kind(events, "throughput"), None)
+    tp = fold.throughputs[0] if fold.throughputs else None
     if tp:
-        result.mode = "throughput"
-        result.images_per_sec = tp.get("images_per_sec", math.nan)
-        result.images_per_sec_per_gpu = tp.get("images_per_sec_per_gpu", math.nan)
-        result.step_seconds = tp.get("step_seconds", math.nan)
-        result.optimizer_share = tp.get("optimizer_share", math.nan)
-        split = tp.get("split_seconds", {})
-        result.communication_wait_seconds = split.get("communication_wait", math.nan)
-        result.peak_memory_bytes = tp.get("peak_memory_bytes", math.nan)
-        result.projected_run_seconds = tp.get("projected_run_seconds", math.nan)
-        result.input_bound_share = tp.get("input_bound_share", math.nan)
-    end = next(iter_kind(events, "run_end"), None)
+        _add_throughput(result, tp)
+    end = fold.ends[0] if fold.ends else None
     if end and start:
         result.wall_seconds = end.get("wall_seconds", end["t"] - start["t"])
     if end:
         result.status = end.get("status", "")
         result.reason = end.get("reason", "")
-    return result
+
+
+def _add_throughput(result: RunResult, tp: dict[str, Any]) -> None:
+    """A throughput-mode run's measurement and projection."""
+    result.mode = "throughput"
+    result.images_per_sec = tp.get("images_per_sec", math.nan)
+    result.images_per_sec_per_gpu = tp.get("images_per_sec_per_gpu", math.nan)
+    result.step_seconds = tp.get("step_seconds", math.nan)
+    result.optimizer_share = tp.get("optimizer_share", math.nan)
+    split = tp.get("split_seconds", {})
+    result.communication_wait_seconds = split.get("communication_wait", math.nan)
+    result.peak_memory_bytes = tp.get("peak_memory_bytes", math.nan)
+    result.projected_run_seconds = tp.get("projected_run_seconds", math.nan)
+    result.input_bound_share = tp.get("input_bound_share", math.nan)
 
 
 def fold_run(run: RunPaths) -> RunResult:

@@ -11,6 +11,8 @@ import pytest
 from fixtures.make_sweep import make_recorded_sweep
 
 from larsbench.events import read_events
+from larsbench.live.series import Curve
+from larsbench.live.trust_history import TrustHistory
 from larsbench.tui.compare import (
     CompareSet,
     CurveLoader,
@@ -22,8 +24,6 @@ from larsbench.tui.compare import (
     smooth,
     swept_keys,
 )
-from larsbench.tui.series import Curve
-from larsbench.tui.trust_history import TrustHistory
 
 LARC_RUNS = ["bs64-larc-tc0.02", "bs512-larc-tc0.02"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from larsbench.tui.state import RankView
+from larsbench.live.views import RankView
 from larsbench.tui.widgets.devices import rank_line
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
 
 import pytest
 
+import larsbench.live
+
+# Every module of larsbench.live (a run's live state), found on disk so that a new one counts.
+_LIVE_PATH = larsbench.live.__path__
+LIVE = [
+    "larsbench.live",
+    *sorted(f"larsbench.live.{m.name}" for m in pkgutil.iter_modules(_LIVE_PATH)),
+]
+
+# Pure modules still inside the app's package, which imports the app when it is imported.
 PURE = [
-    "larsbench.tui.state",
-    "larsbench.tui.series",
-    "larsbench.tui.trust_history",
-    "larsbench.tui.sweepview",
     "larsbench.tui.form",
     "larsbench.tui.tomltext",
     "larsbench.tui.discover",
@@ -35,6 +42,13 @@ def test_importing_the_app_does_not_import_torch() -> None:
     assert "textual" in loaded
     assert "torch" not in loaded and "torchvision" not in loaded
     assert "matplotlib" not in loaded  # only summary.png needs it
+
+
+@pytest.mark.parametrize("module", LIVE)
+def test_the_live_state_imports_neither_textual_nor_torch(module: str) -> None:
+    loaded = loaded_after(f"import {module}")
+    assert "textual" not in loaded, f"{module} pulls in textual"
+    assert "torch" not in loaded, f"{module} pulls in torch"
 
 
 @pytest.mark.parametrize("module", PURE)

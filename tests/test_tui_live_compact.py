@@ -16,7 +16,7 @@ from tui_helpers import (
     wait_until,
 )
 
-from larsbench.tui.state import DeviceView, NodeView, RunView
+from larsbench.live.views import DeviceView, NodeView, RunView
 from larsbench.tui.widgets.overview import overview_text, overview_title
 
 

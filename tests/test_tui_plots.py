@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from tui_helpers import sync
 
-from larsbench.tui.series import Curve
+from larsbench.live.series import Curve
 from larsbench.tui.widgets.plots import CurvePlot, Line, Point, ScatterPlot, place_labels, thin
 
 

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from larsbench.config import Machine
+from larsbench.live.sweepview import SweepView
 from larsbench.rundir import RUNNING, is_run_dir, is_sweep_dir, read_json
 from larsbench.tui import runner_control
 from larsbench.tui.discover import default_profiles_dirs
@@ -21,7 +22,6 @@ from larsbench.tui.screens.configure import ConfigureScreen
 from larsbench.tui.screens.dialogs import HelpScreen, QuitDialog
 from larsbench.tui.screens.live import LiveScreen
 from larsbench.tui.screens.results import ResultsScreen
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.watcher import SweepUpdated, SweepWatcher, pid_alive
 
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s

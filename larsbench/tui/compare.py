@@ -1,6 +1,6 @@
 """Several runs' curves for the results screen: folded by RunState, overlaid, smoothed, grouped.
 
-The events are read with `larsbench.events.RunTail` and folded with `tui.state.RunState`, the
+The events are read with `larsbench.events.RunTail` and folded with `live.run_state.RunState`, the
 same reader and fold as the live screen; this module only reshapes the folded curves (x in
 epochs, so that runs with different batch sizes line up) and has no Textual in it.
 """
@@ -19,9 +19,11 @@ from typing import Any
 
 from larsbench.events import RunTail
 from larsbench.format import finite
+from larsbench.live.run_state import RunState
+from larsbench.live.series import EMPTY_CURVE, Curve
+from larsbench.live.trust_history import TrustView
+from larsbench.live.views import RunView
 from larsbench.rundir import RunPaths, SweepPaths, read_json
-from larsbench.tui.series import EMPTY_CURVE, Curve
-from larsbench.tui.state import RunState, RunView, TrustView
 
 # The metrics `m` cycles through on the results screen, with their chart titles.
 METRICS: dict[str, str] = {

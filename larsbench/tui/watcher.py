@@ -13,6 +13,8 @@ from textual.message import Message
 
 from larsbench.config import ConfigError, ReferenceConfig
 from larsbench.events import RunTail
+from larsbench.live.run_state import RunState
+from larsbench.live.sweepview import RunStatus, SweepView
 from larsbench.reference import sweep_reference
 from larsbench.results import RunResult
 from larsbench.rundir import (
@@ -26,8 +28,6 @@ from larsbench.rundir import (
 )
 from larsbench.summary.advice import pareto_frontier, recommend
 from larsbench.summary.load import load_results, load_run_result
-from larsbench.tui.state import RunState
-from larsbench.tui.sweepview import RunStatus, SweepView
 
 Clock = Callable[[], float]
 

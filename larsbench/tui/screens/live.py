@@ -18,10 +18,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from larsbench.format import NA, count, eta, finite, num, pct, si
+from larsbench.live.sweepview import SweepView
+from larsbench.live.views import RunView
 from larsbench.tui import runner_control
 from larsbench.tui.screens.dialogs import ConfirmDialog
-from larsbench.tui.state import RunView
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.devices import DevicePanel, panel_title
 from larsbench.tui.widgets.logtail import LogTailView
 from larsbench.tui.widgets.overview import OverviewPanel, overview_title

@@ -13,9 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from larsbench.format import finite
+from larsbench.live.sweepview import SweepView
 from larsbench.summary.rows import SORT_KEYS, default_sort, summary_rows
 from larsbench.summary.table import DID_NOT_FINISH, table_cells, table_columns
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.compare_chart import CompareChart
 from larsbench.tui.widgets.plots import Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text

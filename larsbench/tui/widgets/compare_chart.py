@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.message import Message
 
+from larsbench.live.sweepview import SweepView
 from larsbench.tui.compare import (
     METRICS,
     NO_GROUP,
@@ -21,7 +22,6 @@ from larsbench.tui.compare import (
     overlay,
     swept_keys,
 )
-from larsbench.tui.sweepview import SweepView
 from larsbench.tui.widgets.plots import COLORS, CurvePlot, Line
 
 RELOAD_INTERVAL = 2.0  # seconds between reloads of a running selected run's curves

@@ -6,8 +6,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from larsbench.format import NA, bar, finite, gib, num, pct, sparkline
+from larsbench.live.views import DeviceView, NodeView, RankView, RunView
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD
-from larsbench.tui.state import DeviceView, NodeView, RankView, RunView
 from larsbench.tui.widgets.text import set_text
 
 

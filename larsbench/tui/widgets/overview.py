@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from larsbench.format import NA, finite, num, pct, si, sparkline
-from larsbench.tui.state import RunView
+from larsbench.live.views import RunView
 from larsbench.tui.widgets.devices import level_style
 from larsbench.tui.widgets.text import set_text
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from textual_plotext import PlotextPlot
 
-from larsbench.tui.state import Curve
+from larsbench.live.series import Curve
 
 # Line colours by series; rank lines after the global one.
 COLORS = ("cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white")

@@ -10,7 +10,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 
 from larsbench.format import NA, finite, pct
-from larsbench.tui.state import TrustView
+from larsbench.live.trust_history import TrustView
 
 # Low factor (LARC shrinks the step a lot) -> high factor (1: the plain SGD step).
 PALETTE = (

@@ -1,4 +1,4 @@
-"""Pure folding of one run's events into bounded, immutable view state (no Textual, no I/O)."""
+"""Folds one run's events, config, status and log into bounded immutable views (no Textual)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from larsbench.format import finite
+from larsbench.live.fold import RunFold
+from larsbench.live.series import Series
+from larsbench.live.trust_history import TrustHistory
+from larsbench.live.views import DeviceView, NodeView, RankView, RunView
 from larsbench.telemetry.summarize import INPUT_BOUND_THRESHOLD, STRAGGLER_RATIO
-from larsbench.tui.series import CURVE_POINTS, EMPTY_CURVE, Curve, Series
-from larsbench.tui.trust_history import HEAT_COLUMNS, LayerStat, TrustHistory, TrustView
-
-__all__ = [
-    "CURVE_POINTS",
-    "HEAT_COLUMNS",
-    "Curve",
-    "DeviceView",
-    "LayerStat",
-    "NodeView",
-    "RankView",
-    "RunState",
-    "RunView",
-    "Series",
-    "TrustHistory",
-    "TrustView",
-]
 
 # Bounds that keep memory flat over a 90-epoch run whatever the event rate (curves and the
 # trust heatmap: see series.py and trust_history.py).
@@ -54,109 +41,6 @@ def _pick(d: dict[str, Any], *names: str) -> Any:
     return None
 
 
-@dataclass(frozen=True)
-class DeviceView:
-    """One GPU's latest sample and its utilisation history."""
-
-    index: int | None
-    local_rank: int | None
-    name: str
-    util_gpu: float
-    util_mem: float
-    mem_used: float
-    mem_total: float
-    power_w: float
-    power_limit_w: float
-    temp_c: float
-    sm_clock_mhz: float
-    throttle: str
-    util_history: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class RankView:
-    """One training process on a node: its CPU, memory and data-loader workers."""
-
-    local_rank: int | None
-    pid: int | None
-    cpu_percent: float
-    rss_bytes: float
-    workers: int | None
-    workers_cpu_percent: float
-    workers_rss_bytes: float
-    gpu_mem_bytes: float
-    cpu_history: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class NodeView:
-    """The latest `system` sample of one node."""
-
-    node: str
-    source: str
-    t: float
-    devices: tuple[DeviceView, ...]
-    ranks: tuple[RankView, ...]
-    host_cpu_percent: float
-    host_mem_used: float
-    host_mem_total: float
-
-
-@dataclass(frozen=True)
-class RunView:
-    """Everything the live screen shows about one run, as an immutable snapshot."""
-
-    run_id: str
-    status: str = "queued"
-    reason: str = ""
-    model: str = ""
-    optimizer: str = ""
-    trust_coefficient: float | None = None
-    batch_size: int = 0
-    per_rank_batch: int = 0
-    world_size: int = 0
-    device: str = ""
-    peak_lr: float = math.nan
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    total_steps: int = 0
-    steps_per_epoch: int = 0
-    epoch_step: int = 0
-    loss: float = math.nan
-    lr: float = math.nan
-    images_per_sec: float = math.nan
-    rank_images_per_sec: tuple[float, ...] = ()
-    data_wait: float = math.nan
-    rank_data_wait: tuple[float, ...] = ()
-    input_bound: bool = False
-    straggler: int | None = None
-    top1: float = math.nan
-    top5: float = math.nan
-    best_top1: float = math.nan
-    best_epoch: int = 0
-    eta_seconds: float = math.nan
-    started_t: float = math.nan
-    last_event_t: float = math.nan
-    ended_t: float = math.nan
-    energy_per_image: float = math.nan
-    loss_curve: Curve = EMPTY_CURVE
-    lr_curve: Curve = EMPTY_CURVE
-    ips_curve: Curve = EMPTY_CURVE
-    rank_ips_curves: tuple[Curve, ...] = ()
-    top1_curve: Curve = EMPTY_CURVE
-    data_wait_curve: Curve = EMPTY_CURVE
-    nodes: tuple[NodeView, ...] = ()
-    trust: TrustView | None = None
-    log_lines: tuple[str, ...] = ()
-    log_total: int = 0
-    events_seen: int = 0
-
-    @property
-    def is_larc(self) -> bool:
-        return self.optimizer == "larc"
-
-
 @dataclass
 class RunState:
     """Folds one run's config, status, events and log lines; `view()` snapshots it."""
@@ -164,14 +48,9 @@ class RunState:
     run_id: str
     config: dict[str, Any] = field(default_factory=dict)
     status: dict[str, Any] = field(default_factory=dict)
-    start: dict[str, Any] = field(default_factory=dict)
-    last_step: dict[str, Any] = field(default_factory=dict)
-    end: dict[str, Any] = field(default_factory=dict)
-    top1: float = math.nan
-    top5: float = math.nan
+    record: RunFold = field(default_factory=RunFold)  # what the training events mean
     best_top1: float = math.nan
     best_epoch: int = 0
-    eval_seconds: float = math.nan
     last_event_t: float = math.nan
     events_seen: int = 0
     version: int = 0
@@ -214,6 +93,31 @@ class RunState:
             self.log_total += len(lines)
             self.version += 1
 
+    @property
+    def start(self) -> dict[str, Any]:
+        return self.record.start
+
+    @property
+    def last_step(self) -> dict[str, Any]:
+        return self.record.last_step
+
+    @property
+    def end(self) -> dict[str, Any]:
+        return self.record.end
+
+    @property
+    def top1(self) -> float:
+        """The newest evaluation's top-1 (NaN when it is not a finite number)."""
+        return _f(self.record.last_eval.get("top1"))
+
+    @property
+    def top5(self) -> float:
+        return _f(self.record.last_eval.get("top5"))
+
+    @property
+    def eval_seconds(self) -> float:
+        return _f(self.record.last_eval.get("seconds"))
+
     def add(self, source: str, event: dict[str, Any]) -> None:
         """Fold one event from `source` (rank0, system-NODE); unknown kinds are ignored."""
         kind = event.get("kind")
@@ -221,18 +125,21 @@ class RunState:
         self.events_seen += 1
         if finite(t) and not t <= self.last_event_t:
             self.last_event_t = t
+        self.record.add(event)
         handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
         if handler is not None:
             handler(self, event)
+        if kind in _SHOWN_KINDS:
             self.version += 1
 
+    # The record (RunFold) holds what each training event means; these add what only the
+    # app shows: the bounded curves, the trust heatmap, the best accuracy and the samples.
+
     def _on_run_start(self, e: dict[str, Any]) -> None:
-        self.start = {k: v for k, v in e.items() if k != "config"}
         if isinstance(e.get("config"), dict) and not self.config:
             self.config = e["config"]
 
     def _on_step(self, e: dict[str, Any]) -> None:
-        self.last_step = e
         step = e.get("step")
         self.loss.add(step, e.get("loss"))
         self.lr.add(step, e.get("lr"))
@@ -248,16 +155,11 @@ class RunState:
             self.rate.append((float(e["t"]), float(step)))
 
     def _on_eval(self, e: dict[str, Any]) -> None:
-        self.top1 = _f(e.get("top1"))
-        self.top5 = _f(e.get("top5"))
-        self.eval_seconds = _f(e.get("seconds"))
         self.top1_series.add(e.get("epoch"), e.get("top1"))
-        if finite(self.top1) and not self.top1 <= self.best_top1:
-            self.best_top1 = self.top1
+        top1 = _f(e.get("top1"))
+        if finite(top1) and not top1 <= self.best_top1:  # the first of equal bests
+            self.best_top1 = top1
             self.best_epoch = int(e.get("epoch") or 0)
-
-    def _on_run_end(self, e: dict[str, Any]) -> None:
-        self.end = e
 
     def _on_trust(self, e: dict[str, Any]) -> None:
         self.trust.add(e)
@@ -472,8 +374,9 @@ _HANDLERS = {
     "run_start": RunState._on_run_start,
     "step": RunState._on_step,
     "eval": RunState._on_eval,
-    "run_end": RunState._on_run_end,
     "trust": RunState._on_trust,
     "system": RunState._on_system,
     "system_info": RunState._on_system_info,
 }
+# The kinds that change the view: a new snapshot is built after one of them.
+_SHOWN_KINDS = frozenset(_HANDLERS) | {"run_end"}

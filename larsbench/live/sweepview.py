@@ -8,9 +8,9 @@ from pathlib import Path
 
 from larsbench.config import ReferenceConfig
 from larsbench.format import finite
+from larsbench.live.views import RunView
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
-from larsbench.tui.state import RunView
 
 
 @dataclass(frozen=True)
