@@ -238,7 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from larsbench.headless import HeadlessView, group_run_warnings, plan_table
     from larsbench.json_progress import JsonProgressView
     from larsbench.rundir import SweepPaths
-    from larsbench.sweep import SweepBusyError, SweepRunner, prepare_sweep
+    from larsbench.runner_file import SweepBusyError
+    from larsbench.sweep.prepare import prepare_sweep
+    from larsbench.sweep.runner import SweepRunner
 
     profile_path = args.profile or default_profile()
     if args.sample_interval < 0.25:
@@ -305,7 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             default_out,
             require_writer,
         )
-        from larsbench.sweep import FanOutObserver
+        from larsbench.sweep.observers import FanOutObserver
 
         try:
             require_writer()
@@ -351,7 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_slurm(args: argparse.Namespace) -> int:
     from larsbench.config import ConfigError, Machine, parse_override
     from larsbench.slurm import sbatch_script
-    from larsbench.sweep import prepare_sweep
+    from larsbench.sweep.prepare import prepare_sweep
 
     try:
         overrides = [parse_override(item) for item in args.overrides]

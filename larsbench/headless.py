@@ -24,7 +24,7 @@ from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 
 def fmt_rate(x: float | None) -> str:

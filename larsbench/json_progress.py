@@ -13,7 +13,7 @@ from larsbench.events import SourcedEvent
 from larsbench.headless import summary_despite_reference
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 
 def _json_value(value: Any) -> Any:

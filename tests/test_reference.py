@@ -18,7 +18,7 @@ from larsbench.results import RunResult
 from larsbench.summary import summary_rows
 from larsbench.summary_advice import recommend, reference_sentence
 from larsbench.summary_format import accuracy_figure
-from larsbench.sweep import prepare_sweep
+from larsbench.sweep.prepare import prepare_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_MD = REPO.parent / "shared" / "SEED.md"
