@@ -20,6 +20,7 @@ from fixtures.make_sweep import make_recorded_sweep
 from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_until
 
 from larsbench import cli, launch
+from larsbench.cli import preflight as cli_preflight
 from larsbench.config import Machine
 from larsbench.rundir import SweepPaths, is_run_id, read_json
 from larsbench.runner_file import LOCK_FILE
@@ -66,7 +67,7 @@ def no_launch(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a run was launched")
 
     monkeypatch.setattr(launch, "start", launched)
-    monkeypatch.setattr(cli, "unknown_archs", lambda archs: [])
+    monkeypatch.setattr(cli_preflight, "unknown_archs", lambda archs: [])
 
 
 # --- profiles --------------------------------------------------------------------------------
