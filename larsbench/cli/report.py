@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from larsbench.cli.output import EXIT_OK, EXIT_RUN_FAILED, fail, make_console
+from larsbench.config import ConfigError
+from larsbench.export.tensorboard import TensorBoardUnavailable, export_tensorboard
+from larsbench.rundir import is_run_dir, is_sweep_dir
+from larsbench.summary import format_console_table, write_summary
 
 
 def cmd_export(directory: Path, out: Path | None) -> int:
-    from larsbench.export.tensorboard import TensorBoardUnavailable, export_tensorboard
-    from larsbench.rundir import is_run_dir, is_sweep_dir
-
     if not (is_sweep_dir(directory) or is_run_dir(directory)):
         return fail(f"{directory}: not a sweep or run directory (no sweep.json, config.json)")
     try:
@@ -22,10 +23,6 @@ def cmd_export(directory: Path, out: Path | None) -> int:
 
 
 def cmd_report(directory: Path) -> int:
-    from larsbench.config import ConfigError
-    from larsbench.rundir import is_run_dir, is_sweep_dir
-    from larsbench.summary import format_console_table, write_summary
-
     if not is_sweep_dir(directory):
         hint = (
             f"; it is a run folder: report its sweep folder {directory.parent}"

@@ -7,6 +7,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from larsbench.cli.output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -16,16 +18,19 @@ from larsbench.cli.output import (
     make_console,
 )
 from larsbench.cli.preflight import preflight
+from larsbench.config import ConfigError, Machine, parse_override
+from larsbench.feed import feed_checks, feed_file
+from larsbench.headless import HeadlessView, group_run_warnings, plan_table
+from larsbench.json_progress import JsonProgressView
+from larsbench.rundir import SweepPaths, write_json_atomic
+from larsbench.runner_file import SweepBusyError
+from larsbench.sweep.prepare import prepare_sweep
+from larsbench.sweep.runner import SweepRunner
 
 
 def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> None:
     """The feed check of each distinct loader setup (larsbench/feed.py), one sentence each;
     kept in SWEEP/feed.json for summary.md when the sweep folder exists."""
-    from rich.markup import escape
-
-    from larsbench.feed import feed_checks, feed_file
-    from larsbench.rundir import write_json_atomic
-
     throughput_dir = out.root.parent / (plan.profile.name + "-throughput")
     verdicts = []
     for run_ids, check in feed_checks(plan.runs, cache.parent if cache else None, throughput_dir):
@@ -39,16 +44,6 @@ def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> 
 
 def cmd_run(args: argparse.Namespace, profile_path: Path) -> int:
     """`larsbench run`: the sweep headless, in this process (`profile_path`: --profile)."""
-    from rich.markup import escape
-
-    from larsbench.config import ConfigError, Machine, parse_override
-    from larsbench.headless import HeadlessView, group_run_warnings, plan_table
-    from larsbench.json_progress import JsonProgressView
-    from larsbench.rundir import SweepPaths
-    from larsbench.runner_file import SweepBusyError
-    from larsbench.sweep.prepare import prepare_sweep
-    from larsbench.sweep.runner import SweepRunner
-
     if args.sample_interval < 0.25:
         return fail(f"--sample-interval {args.sample_interval}: the floor is 0.25 s")
     if not args.stall_seconds > 0:

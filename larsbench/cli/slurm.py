@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 
 from larsbench.cli.output import EXIT_OK, fail
+from larsbench.config import ConfigError, Machine, parse_override
+from larsbench.slurm import sbatch_script
+from larsbench.sweep.prepare import prepare_sweep
 
 
 def cmd_slurm(args: argparse.Namespace) -> int:
-    from larsbench.config import ConfigError, Machine, parse_override
-    from larsbench.slurm import sbatch_script
-    from larsbench.sweep.prepare import prepare_sweep
-
     try:
         overrides = [parse_override(item) for item in args.overrides]
         # The script runs on the cluster's nodes, not here: resolve as a GPU node would.
