@@ -1,5 +1,4 @@
-"""The `larsbench` command line: the parser, and main(), which imports a command's module
-only when that command runs (so that `larsbench --help` stays fast)."""
+"""The `larsbench` parser and main(); a command's module is imported only when it runs."""
 
 from __future__ import annotations
 
