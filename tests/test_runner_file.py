@@ -131,3 +131,21 @@ def test_a_claimed_folder_refuses_a_second_claim_naming_the_holder(tmp_path: Pat
         lock.release()
     lock.release()  # twice is harmless
     claim(out).release()
+
+
+def test_the_watcher_and_the_start_screen_read_a_damaged_runner_json_as_today(
+    tmp_path: Path,
+) -> None:
+    from fixtures.make_sweep import make_recorded_sweep
+
+    from larsbench.tui.discover import sweep_entry
+    from larsbench.tui.watcher import SweepWatcher
+
+    sweep = make_recorded_sweep(tmp_path)
+    assert sweep_entry(sweep).state == "finished"
+    runner = SweepPaths(sweep).runner
+    runner.write_bytes(b'{"pid": 12')
+    view = SweepWatcher(sweep, clock=lambda: 0.0).poll()
+    assert view is not None and f"{runner}: not JSON" in view.unreadable
+    assert view.runner_state == "" and view.runner_pid is None and not view.runner_alive
+    assert sweep_entry(sweep).state == ""
