@@ -125,7 +125,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
 def resolved_config(args: argparse.Namespace) -> dict[str, object]:
     """The RunConfig larsbench will train, resolved as `larsbench run` resolves it."""
     from larsbench.config import Machine, parse_override
-    from larsbench.sweep import prepare_sweep
+    from larsbench.sweep.prepare import prepare_sweep
 
     plan = prepare_sweep(args.profile, [parse_override(o) for o in overrides(args)], Machine.here())
     if len(plan.runs) != 1:

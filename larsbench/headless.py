@@ -26,7 +26,7 @@ from larsbench.format import DASH, clock, percent, short_rate
 from larsbench.live.fold import RunFold
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 
 def group_run_warnings(warnings: list[str], run_ids: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from larsbench.format import nan_to_none
 from larsbench.headless import summary_despite_reference
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 
 class JsonProgressView:

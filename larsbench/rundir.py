@@ -161,7 +161,8 @@ class SweepPaths:
 
     @property
     def runner(self) -> Path:
-        """pid, host and state of the `larsbench run` process that owns the sweep."""
+        """pid, host and state of the `larsbench run` process that owns the sweep
+        (larsbench/runner_file.py reads and writes it)."""
         return self.root / "runner.json"
 
     def summary(self, ext: str) -> Path:

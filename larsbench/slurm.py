@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 RDZV_PORT = 29500
 

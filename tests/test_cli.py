@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from larsbench.cli import EXIT_USAGE, main
+from larsbench.cli import main
+from larsbench.cli.output import EXIT_USAGE
 
 
 def test_an_out_dir_that_cannot_be_written_is_a_usage_error(

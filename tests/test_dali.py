@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from larsbench import extras
-from larsbench.cli import EXIT_USAGE, main
+from larsbench.cli import main
+from larsbench.cli.output import EXIT_USAGE
 from larsbench.config import Machine, expand, parse_profile
 from larsbench.extras import dali_installed
 from larsbench.train.data import build_data, train_loader, val_loader

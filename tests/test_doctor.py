@@ -14,7 +14,7 @@ from larsbench.doctor.training_path import PathTrace, judge_training_path
 from larsbench.doctor.verdict import FAIL, OK, WARN, DoctorReport, Verdict
 from larsbench.feed import FeedCheck
 from larsbench.results import RunResult
-from larsbench.sweep import prepare_sweep
+from larsbench.sweep.prepare import prepare_sweep
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 A100 = "NVIDIA A100-SXM4-80GB"

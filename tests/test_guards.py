@@ -16,7 +16,8 @@ from cli_helpers import ROOT, SMOKE, finish, first_step_pids, larsbench, wait_fo
 from larsbench.config import Machine
 from larsbench.events import SourcedEvent
 from larsbench.rundir import COMPLETED, SweepPaths, read_json
-from larsbench.sweep import StallWatch, prepare_sweep, write_sweep_files
+from larsbench.sweep.prepare import prepare_sweep, write_sweep_files
+from larsbench.sweep.stall_watch import StallWatch
 from larsbench.train.worker import exploded, trust_collapsed
 
 # --- exploded --------------------------------------------------------------------------------
@@ -235,7 +236,8 @@ def test_a_sampler_that_cannot_start_is_recorded_and_the_run_still_launches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from larsbench import launch
-    from larsbench.sweep import RunSampler, SweepRunner
+    from larsbench.sweep.run_sampler import RunSampler
+    from larsbench.sweep.runner import SweepRunner
 
     plan = prepare_sweep(SMOKE, [], Machine(gpus=0, cpus=2))
     out = SweepPaths(tmp_path / "sweep")

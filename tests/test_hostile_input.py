@@ -20,9 +20,11 @@ from fixtures.make_sweep import make_recorded_sweep
 from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_until
 
 from larsbench import cli, launch
+from larsbench.cli import preflight as cli_preflight
 from larsbench.config import Machine
 from larsbench.rundir import SweepPaths, is_run_id, read_json
-from larsbench.sweep import LOCK_FILE, prepare_sweep
+from larsbench.runner_file import LOCK_FILE
+from larsbench.sweep.prepare import prepare_sweep
 from larsbench.tui.form import FIELDS, OPTIMIZER, ProfileForm
 from larsbench.tui.watcher import SweepWatcher
 
@@ -65,7 +67,7 @@ def no_launch(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a run was launched")
 
     monkeypatch.setattr(launch, "start", launched)
-    monkeypatch.setattr(cli, "unknown_archs", lambda archs: [])
+    monkeypatch.setattr(cli_preflight, "unknown_archs", lambda archs: [])
 
 
 # --- profiles --------------------------------------------------------------------------------
@@ -307,7 +309,7 @@ HOLD_LOCK = """
 import sys, time
 from pathlib import Path
 from larsbench.rundir import SweepPaths
-from larsbench.sweep import claim
+from larsbench.runner_file import claim
 lock = claim(SweepPaths(Path(sys.argv[1])))
 print("held", flush=True)
 time.sleep(60)
@@ -544,7 +546,7 @@ def test_the_form_extra_line_takes_the_bad_set_corpus() -> None:
 
 
 def test_the_lock_is_free_again_once_its_holder_is_gone(tmp_path: Path) -> None:
-    from larsbench.sweep import claim
+    from larsbench.runner_file import claim
 
     out = SweepPaths(tmp_path)
     lock = claim(out)

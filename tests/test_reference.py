@@ -18,7 +18,7 @@ from larsbench.results import RunResult
 from larsbench.summary.advice import recommend, reference_sentence
 from larsbench.summary.figure import accuracy_figure
 from larsbench.summary.rows import summary_rows
-from larsbench.sweep import prepare_sweep
+from larsbench.sweep.prepare import prepare_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_MD = REPO.parent / "shared" / "SEED.md"

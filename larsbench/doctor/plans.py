@@ -11,7 +11,9 @@ from larsbench.config import Machine, RunConfig, apply_overrides, expand, parse_
 from larsbench.events import SourcedEvent
 from larsbench.results import RunResult
 from larsbench.rundir import SweepPaths
-from larsbench.sweep import QuietObserver, SweepPlan, SweepRunner
+from larsbench.sweep.observers import QuietObserver
+from larsbench.sweep.prepare import SweepPlan
+from larsbench.sweep.runner import SweepRunner
 
 _active: list[SweepRunner] = []  # the runner of the check now running, for request_stop
 _stopped: list[str] = []

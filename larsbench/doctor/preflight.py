@@ -13,7 +13,7 @@ from larsbench.config import Machine
 from larsbench.doctor import bandwidth, data_check, devices, plans, speed, storage, training_path
 from larsbench.doctor.verdict import FAIL, WARN, DoctorReport, Verdict
 from larsbench.rundir import node_name
-from larsbench.sweep import prepare_sweep
+from larsbench.sweep.prepare import prepare_sweep
 
 Progress = Callable[[str], None]
 

@@ -13,7 +13,7 @@ from larsbench.format import finite
 from larsbench.gpu_reference import reference_speed
 from larsbench.results import RunResult
 from larsbench.summary.scaling import LOW_EFFICIENCY, scaling_rows
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 # img/s against the published figure: below 80% warn, below 50% fail.
 SPEED_WARN, SPEED_FAIL = 0.8, 0.5

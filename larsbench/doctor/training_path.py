@@ -12,7 +12,7 @@ from larsbench.doctor.plans import EventLog, doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
 from larsbench.events import read_events
 from larsbench.rundir import SweepPaths
-from larsbench.sweep import SweepPlan
+from larsbench.sweep.prepare import SweepPlan
 
 CLASSES = 2
 IMAGE_SIZE = 32

@@ -15,14 +15,15 @@ from textual.worker import get_current_worker
 
 from larsbench.config import Machine
 from larsbench.live.sweepview import SweepView
-from larsbench.rundir import RUNNING, is_run_dir, is_sweep_dir, read_json
+from larsbench.rundir import SweepPaths, is_run_dir, is_sweep_dir
+from larsbench.runner_file import read_runner
 from larsbench.tui import runner_control
 from larsbench.tui.discover import default_profiles_dirs
 from larsbench.tui.screens.configure import ConfigureScreen
 from larsbench.tui.screens.dialogs import HelpScreen, QuitDialog
 from larsbench.tui.screens.live import LiveScreen
 from larsbench.tui.screens.results import ResultsScreen
-from larsbench.tui.watcher import SweepUpdated, SweepWatcher, pid_alive
+from larsbench.tui.watcher import SweepUpdated, SweepWatcher
 
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
 
@@ -105,9 +106,8 @@ class LarsbenchApp(App[None]):
         """Live while something runs (or for a single run), else the results."""
         if launched or (is_run_dir(path) and not is_sweep_dir(path)):
             return "live"
-        runner = read_json(path / "runner.json")
-        running = isinstance(runner, dict) and runner.get("state") == RUNNING
-        if running and pid_alive(runner.get("pid"), runner.get("host")):  # type: ignore[union-attr]
+        runner = read_runner(SweepPaths(path))
+        if runner.running and runner.alive():
             return "live"
         return "results" if is_sweep_dir(path) else "live"
 

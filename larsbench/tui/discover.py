@@ -8,6 +8,7 @@ from pathlib import Path
 import larsbench
 from larsbench.config import ConfigError, read_profile_file
 from larsbench.rundir import FINAL_STATES, RUNNING, SweepPaths, is_sweep_dir, read_json
+from larsbench.runner_file import read_runner
 
 RECENT_LIMIT = 20
 
@@ -80,8 +81,7 @@ def find_profiles(dirs: list[Path]) -> list[ProfileEntry]:
 
 def sweep_entry(path: Path) -> SweepEntry:
     sweep = SweepPaths(path)
-    runner = read_json(path / "runner.json")
-    state = str(runner.get("state") or "") if isinstance(runner, dict) else ""
+    state = read_runner(sweep).state
     ids = sweep.run_ids()
     done = sum(1 for r in ids if sweep.run(r).read_status().get("state") in FINAL_STATES)
     meta = read_json(sweep.sweep)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from larsbench.rundir import node_name, read_json
+from larsbench.rundir import SweepPaths
+from larsbench.runner_file import signal_runner
 
 RUNNER_LOG = "runner.log"
 # `python -c` keeps the command independent of where the console script is installed.
@@ -36,29 +36,11 @@ def launch_sweep(profile: Path, out: Path, set_args: list[str]) -> subprocess.Po
         )
 
 
-def signal_runner(sweep_dir: Path, sig: int) -> str:
-    """Send a signal to the sweep's runner; '' when sent, else why not."""
-    runner = read_json(sweep_dir / "runner.json")
-    if not isinstance(runner, dict) or not isinstance(runner.get("pid"), int):
-        return "no runner.json with a pid in this folder"
-    if runner.get("state") != "running":
-        return f"the runner is not running (state {runner.get('state')!r})"
-    if runner.get("host") != node_name():
-        return f"the runner runs on {runner.get('host')}, not on this host"
-    try:
-        os.kill(runner["pid"], sig)
-    except ProcessLookupError:
-        return f"runner pid {runner['pid']} is gone"
-    except PermissionError:
-        return f"not allowed to signal pid {runner['pid']}"
-    return ""
-
-
 def stop_run(sweep_dir: Path) -> str:
     """SIGUSR1: the runner stops the current run and goes on with the next."""
-    return signal_runner(sweep_dir, signal.SIGUSR1)
+    return signal_runner(SweepPaths(sweep_dir), signal.SIGUSR1)
 
 
 def stop_sweep(sweep_dir: Path) -> str:
     """SIGTERM: the runner stops the current run and the sweep."""
-    return signal_runner(sweep_dir, signal.SIGTERM)
+    return signal_runner(SweepPaths(sweep_dir), signal.SIGTERM)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from larsbench.rundir import (
     RunPaths,
     SweepPaths,
     is_sweep_dir,
-    node_name,
     read_json_object,
 )
+from larsbench.runner_file import RunnerInfo, read_runner
 from larsbench.summary.advice import pareto_frontier, recommend
 from larsbench.summary.load import load_results, load_run_result
 
@@ -88,19 +87,6 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def pid_alive(pid: Any, host: Any) -> bool:
-    """Whether the runner process exists; only answerable for a runner on this host."""
-    if not isinstance(pid, int) or pid <= 0 or host != node_name():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class SweepWatcher:
     """Reads a sweep (or single run) directory: statuses, runner, the focused run's events and log.
 
@@ -124,7 +110,7 @@ class SweepWatcher:
         self._wake = threading.Event()
         self._mtimes: dict[Path, float | None] = {}
         self._sweep_meta: dict[str, Any] = {}
-        self._runner: dict[str, Any] = {}
+        self._runner = RunnerInfo()
         self._statuses: dict[str, dict[str, Any]] = {}
         self._run_ids: list[str] = []
         self._results: tuple[RunResult, ...] = ()
@@ -184,7 +170,8 @@ class SweepWatcher:
             self._run_ids = self.sweep.run_ids()
             self._results_dirty = True
         if self._changed(self.sweep.runner):
-            self._runner = self._read_object(self.sweep.runner) or {}
+            self._runner = read_runner(self.sweep)
+            self._note(str(self.sweep.runner), self._runner.problem)
 
     def _read_object(self, path: Path) -> dict[str, Any] | None:
         """A JSON object file; a damaged one is noted in `unreadable` and reads as None."""
@@ -223,8 +210,8 @@ class SweepWatcher:
         return {}
 
     def _follow_target(self) -> str | None:
-        current = self._runner.get("current")
-        if current in self._run_ids and self._runner.get("state") == RUNNING:
+        current = self._runner.current
+        if current in self._run_ids and self._runner.running:
             return current
         for run_id in self._run_ids:
             if self._statuses.get(run_id, {}).get("state") == RUNNING:
@@ -305,7 +292,7 @@ class SweepWatcher:
 
     def _publishable(self, following: bool = True, error: str = "") -> SweepView | None:
         state = self._state
-        alive = pid_alive(self._runner.get("pid"), self._runner.get("host"))
+        alive = self._runner.alive()
         now = self.clock()
         key = (
             error,
@@ -317,7 +304,7 @@ class SweepWatcher:
             self._focus,
             state.version if state else -1,
             self._results_seq,
-            tuple(sorted((k, str(v)) for k, v in self._runner.items())),
+            tuple(sorted((k, str(v)) for k, v in self._runner.data.items())),
             tuple((r, self._statuses.get(r, {}).get("state")) for r in self._run_ids),
             tuple(self._problems.values()),
         )
@@ -338,10 +325,10 @@ class SweepWatcher:
                 )
                 for r in self._run_ids
             ),
-            runner_state=str(runner.get("state") or ""),
-            runner_pid=runner.get("pid") if isinstance(runner.get("pid"), int) else None,
+            runner_state=runner.state,
+            runner_pid=runner.pid,
             runner_alive=alive,
-            current=runner.get("current"),
+            current=runner.current,
             focus=self._focus,
             following=following,
             run=state.view() if state else None,
