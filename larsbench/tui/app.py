@@ -119,6 +119,11 @@ class LarsbenchApp(App[None]):
             cancelled=lambda: worker.is_cancelled,
         )
 
+    def focus_run(self, run_id: str | None) -> None:
+        """Show this run on the live screen (None: follow the running one)."""
+        if self.watcher is not None:
+            self.watcher.focus(run_id)
+
     def on_sweep_updated(self, message: SweepUpdated) -> None:
         if message.view.root != self.watch_dir:
             return  # a late snapshot from a watcher that was replaced
