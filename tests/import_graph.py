@@ -41,16 +41,11 @@ class ImportGraph:
             name = name.rpartition(".")[0]
         return None
 
-    def edges(
-        self, *, runtime_only: bool = False, module_level_only: bool = False
-    ) -> dict[str, set[str]]:
-        """importer -> the package's modules it imports: all, at import time only
-        (runtime_only), or at module level, type-checking ones included (module_level_only)."""
+    def edges(self, *, runtime_only: bool = False) -> dict[str, set[str]]:
+        """importer -> the package's modules it imports (runtime_only: at import time)."""
         out: dict[str, set[str]] = {name: set() for name in self.modules}
         for imp in self.imports:
-            if (runtime_only and not imp.at_import_time) or (
-                module_level_only and not imp.module_level
-            ):
+            if runtime_only and not imp.at_import_time:
                 continue
             target = self.internal(imp.target)
             if target is not None and target != imp.importer:
@@ -72,11 +67,10 @@ class ImportGraph:
             todo.extend(parents(name))
         return seen
 
-    def cycles(self, *, module_level_only: bool = False) -> list[list[str]]:
-        """Strongly connected sets of more than one module, each sorted (empty: no circle),
-        over every import (type-checking ones included) or the module-level ones."""
-        edges = self.edges(module_level_only=module_level_only)
-        return [sorted(c) for c in _strongly_connected(edges) if len(c) > 1]
+    def cycles(self) -> list[list[str]]:
+        """Strongly connected sets of more than one module over every import (type-checking
+        and function-level ones included), each sorted; empty when the graph has no circle."""
+        return [sorted(c) for c in _strongly_connected(self.edges()) if len(c) > 1]
 
 
 def parents(name: str) -> Iterator[str]:

@@ -31,6 +31,13 @@ SWEEP_LAYER = (*LAUNCHER, "larsbench.tui", "larsbench.doctor")
 
 # Outside the workers, the only modules that may reach torch, each inside a function that runs
 # in a short-lived subprocess of its own (torch and CUDA stay out of the caller's process).
+# The one circle left, to break, not to copy: data.py's build_data, train_loader and val_loader
+# reach the DALI loader inside a function (data.loader = "dali"), and dali.py reuses data.py's
+# sampler, shards and data sets at module level.
+KNOWN_CIRCLES = {
+    "larsbench.train.dali <-> larsbench.train.data": "the DALI loader behind data.py's dispatch",
+}
+
 TORCH_ALLOWED = {
     "larsbench.feed": "check_feed times the run's decode in `python -m larsbench.feed`",
 }
@@ -43,9 +50,10 @@ def heavy_loaders(graph: ImportGraph) -> set[str]:
 
 
 def circles(graph: ImportGraph) -> list[str]:
-    """Circles over the module-level imports, those under TYPE_CHECKING included. An import
-    inside a function runs only when it is called, after both modules are loaded."""
-    return [" <-> ".join(c) for c in graph.cycles(module_level_only=True)]
+    """Circles over every import: module-level, inside functions, under TYPE_CHECKING; but
+    KNOWN_CIRCLES."""
+    found = [" <-> ".join(c) for c in graph.cycles()]
+    return [c for c in found if c not in KNOWN_CIRCLES]
 
 
 def ui_in_core(graph: ImportGraph) -> list[str]:
@@ -126,6 +134,12 @@ def test_the_layers_hold(graph: ImportGraph, rule) -> None:
     assert rule(graph) == []
 
 
+def test_every_known_circle_is_still_there(graph: ImportGraph) -> None:
+    """A circle that is broken leaves KNOWN_CIRCLES."""
+    found = {" <-> ".join(c) for c in graph.cycles()}
+    assert set(KNOWN_CIRCLES) <= found, set(KNOWN_CIRCLES) - found
+
+
 def test_every_torch_exception_is_still_needed(graph: ImportGraph) -> None:
     """An allowlisted module that no longer reaches torch leaves the list."""
     loaders = heavy_loaders(graph)
@@ -191,10 +205,12 @@ def test_the_cli_opens_the_app_only_from_a_function(tmp_path: Path) -> None:
 def test_a_type_checking_circle_fails(tmp_path: Path) -> None:
     root = copy_of_the_package(tmp_path)
     line = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from larsbench.tui import app"
-    graph = with_line(root, "larsbench.tui.screens.live", line)
+    graph = with_line(root, "larsbench.tui.screens.live", line)  # the app imports it lazily
     assert any(
         "larsbench.tui.app" in c and "larsbench.tui.screens.live" in c for c in circles(graph)
     )
+    graph = with_line(root, "larsbench.rundir", "def f():\n    import larsbench.results")
+    assert any("larsbench.rundir" in c for c in circles(graph))
 
 
 def test_torch_at_the_launchers_start_up_fails(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -19,12 +19,27 @@ from larsbench.tui import runner_control
 from larsbench.tui.discover import default_profiles_dirs
 from larsbench.tui.screens.configure import ConfigureScreen
 from larsbench.tui.screens.dialogs import HelpScreen, QuitDialog
-from larsbench.tui.screens.live import LiveScreen
-from larsbench.tui.screens.results import ResultsScreen
-from larsbench.tui.sweepview import SweepView
-from larsbench.tui.watcher import SweepUpdated, SweepWatcher, pid_alive
+
+if TYPE_CHECKING:
+    from larsbench.tui.sweepview import SweepView
+    from larsbench.tui.watcher import SweepUpdated, SweepWatcher
 
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
+
+
+# The live and results screens (plotext, the trust and comparison widgets) and the watcher (the
+# fold, the summary, telemetry) are imported on first use: the first paint, the configure
+# screen, needs none of them.
+def live_screen() -> Screen[Any]:
+    from larsbench.tui.screens.live import LiveScreen
+
+    return LiveScreen()
+
+
+def results_screen() -> Screen[Any]:
+    from larsbench.tui.screens.results import ResultsScreen
+
+    return ResultsScreen()
 
 
 class LarsbenchApp(App[None]):
@@ -34,8 +49,8 @@ class LarsbenchApp(App[None]):
     TITLE = "larsbench"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "configure": ConfigureScreen,
-        "live": LiveScreen,
-        "results": ResultsScreen,
+        "live": live_screen,
+        "results": results_screen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help"),
@@ -84,6 +99,8 @@ class LarsbenchApp(App[None]):
 
     def attach(self, path: Path, process: subprocess.Popen[bytes] | None = None) -> None:
         """Watch a sweep or run folder (replacing any watched one) and show it."""
+        from larsbench.tui.watcher import SweepWatcher
+
         path = Path(path)
         self.watch_dir = path
         self.view = None
@@ -103,6 +120,8 @@ class LarsbenchApp(App[None]):
     @staticmethod
     def _first_mode(path: Path, launched: bool) -> str:
         """Live while something runs (or for a single run), else the results."""
+        from larsbench.tui.watcher import pid_alive
+
         if launched or (is_run_dir(path) and not is_sweep_dir(path)):
             return "live"
         runner = read_json(path / "runner.json")
@@ -113,6 +132,8 @@ class LarsbenchApp(App[None]):
 
     def _watch(self, watcher: SweepWatcher) -> None:
         """The worker thread: files in, immutable snapshots out, only via post_message."""
+        from larsbench.tui.watcher import SweepUpdated
+
         worker = get_current_worker()
         watcher.run(
             publish=lambda view: self.post_message(SweepUpdated(view)),
