@@ -29,8 +29,6 @@ WORKER_PACKAGES = ("larsbench.train", "larsbench.optim")
 LAUNCHER = ("larsbench.cli", "larsbench.sweep", "larsbench.launch", "larsbench.headless")
 SWEEP_LAYER = (*LAUNCHER, "larsbench.tui", "larsbench.doctor")
 
-# Outside the workers, the only modules that may reach torch, each inside a function that runs
-# in a short-lived subprocess of its own (torch and CUDA stay out of the caller's process).
 # The one circle left, to break, not to copy: data.py's build_data, train_loader and val_loader
 # reach the DALI loader inside a function (data.loader = "dali"), and dali.py reuses data.py's
 # sampler, shards and data sets at module level.
@@ -38,6 +36,8 @@ KNOWN_CIRCLES = {
     "larsbench.train.dali <-> larsbench.train.data": "the DALI loader behind data.py's dispatch",
 }
 
+# Outside the workers, the only modules that may reach torch, each inside a function that runs
+# in a short-lived subprocess of its own (torch and CUDA stay out of the caller's process).
 TORCH_ALLOWED = {
     "larsbench.feed": "check_feed times the run's decode in `python -m larsbench.feed`",
 }
@@ -112,8 +112,13 @@ def workers_reaching_the_sweep_layer(graph: ImportGraph) -> list[str]:
     return bad
 
 
-RULES = (circles, ui_in_core, torch_at_start_up, torch_outside_workers)
-RULES += (workers_reaching_the_sweep_layer,)
+RULES = (
+    circles,
+    ui_in_core,
+    torch_at_start_up,
+    torch_outside_workers,
+    workers_reaching_the_sweep_layer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +127,7 @@ def graph() -> ImportGraph:
 
 
 def test_the_graph_holds_the_whole_package(graph: ImportGraph) -> None:
-    files = {p for p in (ROOT / PACKAGE).rglob("*.py")}
+    files = set((ROOT / PACKAGE).rglob("*.py"))
     assert set(graph.modules.values()) == files
     assert "larsbench.tui.app" in graph.modules and "larsbench.train.worker" in graph.modules
     app = [i for i in graph.imports if i.importer == "larsbench.tui.app"]
