@@ -8,18 +8,19 @@ alike; the table shows medians.
 
 - `python -c pass`: the interpreter's own start-up, the baseline.
 - `larsbench --help`: the console script (`python -m larsbench.cli --help` when the script is
-  not installed next to this Python); until the process exits. Target < 0.5 s.
+  not installed next to this Python); until the process exits. Target: at most 5x the baseline.
 - `import larsbench.tui`: the app's imports alone (textual and the core), no target: the share
   of the first paint that is imports.
 - first paint, pty: `larsbench` (the app, no folder: the configure screen) in a pseudo-terminal
   of 120x40, until its output first holds visible text (Textual's first frame, not only its
-  mode-setting escapes); then its process group is killed. Target < 1.5 s.
+  mode-setting escapes); then its process group is killed. Target: at most 20x the baseline.
 - first paint, run_test: a subprocess that imports `larsbench.tui.make_app` and enters
-  `App.run_test()` (headless, 120x40), until it prints that the first screen is mounted.
-  Target < 1.5 s.
+  `App.run_test()` (headless, 120x40), until it prints that the first screen is mounted. No
+  target: it also waits for Textual's test harness; the pty case is the user's wait.
 
 Both app cases start in an empty temporary folder (no ./runs, no ./profiles: the shipped profiles
-are listed). The last lines are each case's median / its target (below 1 meets it).
+are listed). Targets are multiples of `python -c pass` measured in the same run, because
+machines differ; the last lines say whether each case's median meets its multiple.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-TARGETS = {"larsbench --help": 0.5, "first paint, pty": 1.5, "first paint, run_test": 1.5}
+BASELINE = "python -c pass"
+TARGETS = {"larsbench --help": 5.0, "first paint, pty": 20.0}  # at most this many baselines
 TIMEOUT = 60.0
 SIZE = (120, 40)
 
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
         run_test_py = cwd / "first_screen.py"
         run_test_py.write_text(RUN_TEST.format(cols=SIZE[0], rows=SIZE[1]))
         cases: dict[str, Callable[[], float]] = {
-            "python -c pass": lambda: time_exit([sys.executable, "-c", "pass"], cwd),
+            BASELINE: lambda: time_exit([sys.executable, "-c", "pass"], cwd),
             "larsbench --help": lambda: time_exit([*larsbench, "--help"], cwd),
             "import larsbench.tui": lambda: time_exit(
                 [sys.executable, "-c", "import larsbench.tui"], cwd
@@ -179,23 +181,29 @@ def main(argv: list[str] | None = None) -> None:
         f"textual {version('textual')}, torch {version('torch')}; {args.reps} reps; "
         f"load average (1 min) {min(loads):.2f}-{max(loads):.2f}"
     )
-    base = statistics.median(times["python -c pass"])
+    print_table(times)
+
+
+def print_table(times: dict[str, list[float]]) -> None:
+    """Each case's median, min and max, its multiple of the baseline's median, its target."""
+    base = statistics.median(times[BASELINE])
     print(
-        f"{'case':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'vs pass':>8} "
-        f"{'target s':>9} {'/target':>8}"
+        f"{'case':<24} {'median s':>9} {'min s':>7} {'max s':>7} {'x pass':>7} "
+        f"{'target x':>9} {'verdict':>8}"
     )
-    for name in names:
-        med = statistics.median(times[name])
+    for name, seconds in times.items():
+        med = statistics.median(seconds)
         target = TARGETS.get(name)
-        shown = f"{target:>9.2f} {med / target:>8.2f}" if target else f"{'':>9} {'':>8}"
+        verdict = ("ok" if med / base <= target else "MISSED") if target else ""
+        shown = f"{target:>9.0f} {verdict:>8}" if target else f"{'':>9} {'':>8}"
         print(
-            f"{name:<24} {med:>9.3f} {min(times[name]):>7.3f} {max(times[name]):>7.3f} "
-            f"{med / base:>8.1f} {shown}"
+            f"{name:<24} {med:>9.3f} {min(seconds):>7.3f} {max(seconds):>7.3f} "
+            f"{med / base:>7.1f} {shown}"
         )
     for name, target in TARGETS.items():
-        med = statistics.median(times[name])
-        verdict = "ok" if med < target else "MISSED"
-        print(f"{name}: median / target = {med:.3f} / {target} = {med / target:.2f} ({verdict})")
+        multiple = statistics.median(times[name]) / base
+        verdict = "ok" if multiple <= target else "MISSED"
+        print(f"{name}: {multiple:.1f}x {BASELINE} (target at most {target:g}x): {verdict}")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from larsbench.optim.kernels import (
-    Bucket,
-    FoldedCall,
-    PendingUpdates,
-    SgdHyper,
-    bucketed,
-    l2_norms,
-)
+from larsbench.optim.fold import FactorOptions, FoldedSgdStep, check_foldable
+from larsbench.optim.kernels import Bucket, PendingUpdates, bucketed, l2_norms
 from larsbench.optim.trust_stats import TrustRatioStats, TrustStatsBuilder
 
 ExcludeFn = Callable[[Tensor], bool]
@@ -115,7 +109,7 @@ class LARC(Optimizer):
         if isinstance(stats_every, bool) or not isinstance(stats_every, int) or stats_every < 0:
             raise ValueError(f"stats_every must be an int >= 0, got {stats_every!r}")
         if fold_into_sgd:
-            _check_foldable(optimizer, fused)
+            check_foldable(optimizer, fused)
         self.optimizer = optimizer
         self.trust_coefficient = float(trust_coefficient)
         self.clip = bool(clip)
@@ -125,7 +119,7 @@ class LARC(Optimizer):
         self.stats_every = stats_every
         self.fused = bool(fused)
         self.fold_into_sgd = bool(fold_into_sgd)
-        self._vectors: dict[tuple[Any, ...], Tensor] = {}  # fold_into_sgd's per-tensor constants
+        self._fold = FoldedSgdStep()  # fold_into_sgd's calls and per-tensor constants
         self._larc_step = 0
         self._latest_stats: TrustRatioStats | None = None
         self._optimizer_step_pre_hooks = OrderedDict()
@@ -191,6 +185,10 @@ class LARC(Optimizer):
             f"fold_into_sgd={self.fold_into_sgd}) wrapping {self.optimizer!r}"
         )
 
+    @property
+    def _factor(self) -> FactorOptions:
+        return FactorOptions(self.trust_coefficient, self.eps, self.clip)
+
     def _excluded(self, param: Tensor) -> bool:
         if self.exclude_bias_and_norm and _is_bias_or_norm(param):
             return True
@@ -207,7 +205,7 @@ class LARC(Optimizer):
         record = self.stats_every > 0 and self._larc_step % self.stats_every == 0
         stats = TrustStatsBuilder(self._larc_step) if record else None
         if self.fold_into_sgd:
-            self._folded_step(stats, ahead=False)
+            self._fold.run(self.param_groups, self.state, self._excluded, self._factor, stats)
             if stats is not None:
                 self._latest_stats = stats.build()
             return loss
@@ -251,7 +249,9 @@ class LARC(Optimizer):
             for p in params:
                 p.grad = torch.zeros_like(p)
             if self.fold_into_sgd:
-                self._folded_step(None, ahead=True)
+                self._fold.run(
+                    self.param_groups, self.state, self._excluded, self._factor, None, ahead=True
+                )
             else:
                 _, updates = self._adapt_groups(None)
                 updates.apply(fused=True)
@@ -343,72 +343,6 @@ class LARC(Optimizer):
                 lr,
             )
 
-    def _folded_step(self, stats: TrustStatsBuilder | None, ahead: bool) -> None:
-        """``fold_into_sgd``: one compiled call per device, dtypes and momentum options.
-
-        ``ahead``: compile only, with lr 0 and throw-away momentum buffers (zero ``g`` and
-        lr 0 leave ``w`` exactly as it is).
-        """
-        calls: dict[tuple[Any, ...], FoldedCall] = {}
-        offset = 0
-        for group in self.param_groups:
-            _check_foldable_group(group)
-            hyper = SgdHyper(
-                momentum=float(group["momentum"]),
-                dampening=float(group["dampening"]),
-                nesterov=bool(group["nesterov"]),
-            )
-            for k, param in enumerate(group["params"]):
-                grad = param.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
-                    raise ValueError("LARC does not support sparse gradients")
-                key = (param.device, param.dtype, grad.dtype, hyper)
-                call = calls.setdefault(key, FoldedCall(hyper))
-                buf = None if ahead else self.state.get(param, {}).get("momentum_buffer")
-                call.add(offset + k, param, grad, buf, group, not self._excluded(param))
-            offset += len(group["params"])
-        for call in calls.values():
-            lr = call.lr_vector(ahead)
-            factors = call.run(self._vector, lr, self.trust_coefficient, self.eps, self.clip)
-            if not ahead and call.hyper.momentum != 0:
-                for param, buf in zip(call.params, call.bufs, strict=True):
-                    self.state[param]["momentum_buffer"] = buf
-            if stats is not None:
-                clipped = (
-                    factors.adapted & (factors.local_lr < lr)
-                    if self.clip
-                    else torch.zeros_like(factors.adapted)
-                )
-                stats.add(
-                    call.indices,
-                    factors.weight_norm,
-                    factors.grad_norm,
-                    torch.where(factors.adapted, factors.local_lr, float("nan")),
-                    factors.factor,
-                    clipped,
-                    factors.adapted,
-                    lr,
-                )
-
-    def _vector(self, values: tuple[Any, ...], like: Tensor) -> Tensor:
-        """A 1-D tensor of ``values`` on ``like``'s device, cached, so that a steady-state
-        step builds nothing. All-equal values are filled on the device; mixed ones (an
-        exclusion mask, per-group weight decays) are uploaded, once."""
-        dtype = torch.bool if isinstance(values[0], bool) else like.dtype
-        key = (like.device, dtype, values)  # dtype too: (1.0,) == (True,) in Python
-        vector = self._vectors.get(key)
-        if vector is None:
-            if len(self._vectors) > 64:  # the exclusion rule or weight decays keep changing
-                self._vectors.clear()
-            if all(v == values[0] for v in values):
-                vector = torch.full((len(values),), values[0], dtype=dtype, device=like.device)
-            else:
-                vector = torch.tensor(values, dtype=dtype, device=like.device)
-            self._vectors[key] = vector
-        return vector
-
     def _record_excluded(
         self, stats: TrustStatsBuilder, bucket: Bucket, lr: float | Tensor
     ) -> None:
@@ -459,20 +393,3 @@ class LARC(Optimizer):
             self._larc_step = int(larc["step"])
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
-
-
-def _check_foldable(optimizer: Optimizer, fused: bool) -> None:
-    if type(optimizer) is not torch.optim.SGD:
-        raise TypeError(
-            "LARC(fold_into_sgd=True) performs torch.optim.SGD's update itself: it wraps an "
-            f"SGD, got {type(optimizer).__name__}"
-        )
-    if fused:
-        raise ValueError("LARC: fused and fold_into_sgd exclude each other (fold is fused too)")
-
-
-def _check_foldable_group(group: dict[str, Any]) -> None:
-    if group.get("maximize", False):
-        raise ValueError("LARC does not support maximize=True")
-    if group.get("differentiable", False):
-        raise ValueError("LARC(fold_into_sgd=True) does not support differentiable=True")

@@ -6,7 +6,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -14,18 +14,33 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from larsbench.config import Machine
-from larsbench.live.sweepview import SweepView
 from larsbench.rundir import SweepPaths, is_run_dir, is_sweep_dir
 from larsbench.runner_file import read_runner
 from larsbench.tui import runner_control
 from larsbench.tui.discover import default_profiles_dirs
 from larsbench.tui.screens.configure import ConfigureScreen
 from larsbench.tui.screens.dialogs import HelpScreen, QuitDialog
-from larsbench.tui.screens.live import LiveScreen
-from larsbench.tui.screens.results import ResultsScreen
-from larsbench.tui.watcher import SweepUpdated, SweepWatcher
+
+if TYPE_CHECKING:
+    from larsbench.live.sweepview import SweepView
+    from larsbench.tui.watcher import SweepUpdated, SweepWatcher
 
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
+
+
+# The live and results screens (plotext, the trust and comparison widgets) and the watcher (the
+# fold, the summary, telemetry) are imported on first use: the first paint, the configure
+# screen, needs none of them.
+def live_screen() -> Screen[Any]:
+    from larsbench.tui.screens.live import LiveScreen
+
+    return LiveScreen()
+
+
+def results_screen() -> Screen[Any]:
+    from larsbench.tui.screens.results import ResultsScreen
+
+    return ResultsScreen()
 
 
 class LarsbenchApp(App[None]):
@@ -35,8 +50,8 @@ class LarsbenchApp(App[None]):
     TITLE = "larsbench"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "configure": ConfigureScreen,
-        "live": LiveScreen,
-        "results": ResultsScreen,
+        "live": live_screen,
+        "results": results_screen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark,f1", "help", "Help"),
@@ -85,6 +100,8 @@ class LarsbenchApp(App[None]):
 
     def attach(self, path: Path, process: subprocess.Popen[bytes] | None = None) -> None:
         """Watch a sweep or run folder (replacing any watched one) and show it."""
+        from larsbench.tui.watcher import SweepWatcher
+
         path = Path(path)
         self.watch_dir = path
         self.view = None
@@ -113,11 +130,18 @@ class LarsbenchApp(App[None]):
 
     def _watch(self, watcher: SweepWatcher) -> None:
         """The worker thread: files in, immutable snapshots out, only via post_message."""
+        from larsbench.tui.watcher import SweepUpdated
+
         worker = get_current_worker()
         watcher.run(
             publish=lambda view: self.post_message(SweepUpdated(view)),
             cancelled=lambda: worker.is_cancelled,
         )
+
+    def focus_run(self, run_id: str | None) -> None:
+        """Show this run on the live screen (None: follow the running one)."""
+        if self.watcher is not None:
+            self.watcher.focus(run_id)
 
     def on_sweep_updated(self, message: SweepUpdated) -> None:
         if message.view.root != self.watch_dir:

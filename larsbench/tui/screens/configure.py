@@ -33,7 +33,7 @@ from larsbench.tui.screens.dialogs import ConfirmDialog, NameDialog
 from larsbench.tui.tomltext import dump_profile
 
 if TYPE_CHECKING:
-    from larsbench.tui.app import LarsbenchApp
+    from larsbench.tui.host import ScreenHost
 
 VALIDATE_DELAY = 0.15  # seconds of typing pause before the form is validated again
 PREVIEW_COLUMNS = ("run", "batch", "ranks x /rank", "lr", "optimizer", "tc", "epochs", "steps/ep")
@@ -69,8 +69,8 @@ class ConfigureScreen(Screen[None]):
         self._feed_keys: list[tuple[object, ...]] | None = None
 
     @property
-    def lapp(self) -> LarsbenchApp:
-        return cast("LarsbenchApp", self.app)
+    def lapp(self) -> ScreenHost:
+        return cast("ScreenHost", self.app)
 
     # --- layout -----------------------------------------------------------------------------
 

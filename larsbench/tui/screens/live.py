@@ -30,7 +30,7 @@ from larsbench.tui.widgets.text import set_text
 from larsbench.tui.widgets.trust import TrustHeatmap, TrustTable
 
 if TYPE_CHECKING:
-    from larsbench.tui.app import LarsbenchApp
+    from larsbench.tui.host import ScreenHost
 
 PLOT_INTERVAL = 2.0  # seconds between plot redraws (plotext builds dominate the CPU cost)
 STALE_SECONDS = 120  # a running run with no event for this long gets a warning
@@ -157,8 +157,9 @@ class LiveScreen(Screen[None]):
         self._compact_flipped = False  # `z` pressed an odd number of times
 
     @property
-    def lapp(self) -> LarsbenchApp:
-        return cast("LarsbenchApp", self.app)
+    def lapp(self) -> ScreenHost:
+        """The app, through what a screen may use of it (larsbench.tui.host)."""
+        return cast("ScreenHost", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(header_text(None), id="live-header")
@@ -311,15 +312,13 @@ class LiveScreen(Screen[None]):
 
     def action_next_run(self, delta: int) -> None:
         view = self._view
-        if view is None or not view.runs or self.lapp.watcher is None:
+        if view is None or not view.runs:
             return
         i = max(0, view.index_of(view.focus) - 1)
-        target = view.runs[(i + delta) % len(view.runs)].run_id
-        self.lapp.watcher.focus(target)
+        self.lapp.focus_run(view.runs[(i + delta) % len(view.runs)].run_id)
 
     def action_follow(self) -> None:
-        if self.lapp.watcher is not None:
-            self.lapp.watcher.focus(None)
+        self.lapp.focus_run(None)
 
     def _can_stop(self) -> bool:
         if self._view is None or not self._view.live:

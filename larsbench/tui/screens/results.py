@@ -21,7 +21,7 @@ from larsbench.tui.widgets.plots import Point, ScatterPlot
 from larsbench.tui.widgets.text import set_text
 
 if TYPE_CHECKING:
-    from larsbench.tui.app import LarsbenchApp
+    from larsbench.tui.host import ScreenHost
 
 MARK = "● "  # before a selected run's id, in its line's colour
 
@@ -160,8 +160,9 @@ class ResultsScreen(Screen[None]):
         self.selected: list[str] = []  # runs whose curves are compared, in sweep order
 
     @property
-    def lapp(self) -> LarsbenchApp:
-        return cast("LarsbenchApp", self.app)
+    def lapp(self) -> ScreenHost:
+        """The app, through what a screen may use of it (larsbench.tui.host)."""
+        return cast("ScreenHost", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(results_header(None, self.sort, self.reverse), id="results-header")
@@ -361,6 +362,5 @@ class ResultsScreen(Screen[None]):
             self._open(run_id)
 
     def _open(self, run_id: str) -> None:
-        if self.lapp.watcher is not None:
-            self.lapp.watcher.focus(run_id)
-        self.lapp.switch_mode("live")
+        self.lapp.focus_run(run_id)
+        self.app.switch_mode("live")
