@@ -4,7 +4,7 @@
         benchmarks/_plain_ddp_loop.py --config RUN_CONFIG.json --out RESULT.json [--no-item]
 
 It trains exactly what larsbench's worker trains for the same resolved RunConfig (the model from
-`larsbench.train.model.build_model`, the data from `larsbench.train.data.build_data`, the same
+`larsbench.train.model.build_model`, the data from `larsbench.train.loaders.build_data`, the same
 global batch, sampler seed, threads, SGD hyper-parameters) with nothing else: DistributedSampler,
 DataLoader, DDP model, SGD, forward, loss, zero_grad, backward, step, and `loss.item()` every step
 as tutorials print it (`--no-item` leaves it out). No lr schedule, no events, no checkpoints, no
@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 
 from larsbench.config import RunConfig
-from larsbench.train.data import build_data
+from larsbench.train.loaders import build_data
 from larsbench.train.model import build_model
 
 

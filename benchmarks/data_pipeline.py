@@ -4,7 +4,7 @@
 
 Writes `--images` JPEGs of 500x375 (ImageNet's most common size; smooth colour fields, a
 texture, a gradient and noise, quality 90: near ImageNet's mean file size) into a temporary
-ImageFolder tree, then times larsbench's training set of it (`larsbench.train.data.build_data`,
+ImageFolder tree, then times larsbench's training set of it (`larsbench.train.loaders.build_data`,
 `data.source = "imagefolder"`), batch 32, shuffled, through ONE worker process (torch) or one
 DALI thread (dali). The candidates:
 
@@ -52,7 +52,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from larsbench.config import Machine, RunConfig, expand, parse_profile
 from larsbench.extras import dali_installed
-from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD, build_data, train_loader
+from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD
+from larsbench.train.loaders import build_data, train_loader
 
 WIDTH, HEIGHT = 500, 375
 GPUS = 8

@@ -15,7 +15,7 @@ from larsbench.cli import main
 from larsbench.cli.output import EXIT_USAGE
 from larsbench.config import Machine, expand, parse_profile
 from larsbench.extras import dali_installed
-from larsbench.train.data import build_data, train_loader, val_loader
+from larsbench.train.loaders import build_data, train_loader, val_loader
 
 pytestmark = pytest.mark.skipif(
     not dali_installed(), reason="NVIDIA DALI is not installed (pip install 'larsbench[dali]')"

@@ -11,14 +11,8 @@ import torch
 from PIL import Image
 
 from larsbench.config import Machine, expand, parse_profile
-from larsbench.train.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    RunData,
-    build_data,
-    train_loader,
-    val_loader,
-)
+from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD, RunData
+from larsbench.train.loaders import build_data, train_loader, val_loader
 
 SIZE = 32
 LOW = min((0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True))

@@ -29,13 +29,6 @@ WORKER_PACKAGES = ("larsbench.train", "larsbench.optim")
 LAUNCHER = ("larsbench.cli", "larsbench.sweep", "larsbench.launch", "larsbench.headless")
 SWEEP_LAYER = (*LAUNCHER, "larsbench.tui", "larsbench.doctor")
 
-# The one circle left, to break, not to copy: data.py's build_data, train_loader and val_loader
-# reach the DALI loader inside a function (data.loader = "dali"), and dali.py reuses data.py's
-# sampler, shards and data sets at module level.
-KNOWN_CIRCLES = {
-    "larsbench.train.dali <-> larsbench.train.data": "the DALI loader behind data.py's dispatch",
-}
-
 # Outside the workers, the only modules that may reach torch, each inside a function that runs
 # in a short-lived subprocess of its own (torch and CUDA stay out of the caller's process).
 TORCH_ALLOWED = {
@@ -50,10 +43,8 @@ def heavy_loaders(graph: ImportGraph) -> set[str]:
 
 
 def circles(graph: ImportGraph) -> list[str]:
-    """Circles over every import: module-level, inside functions, under TYPE_CHECKING; but
-    KNOWN_CIRCLES."""
-    found = [" <-> ".join(c) for c in graph.cycles()]
-    return [c for c in found if c not in KNOWN_CIRCLES]
+    """Circles over every import: module-level, inside functions, under TYPE_CHECKING."""
+    return [" <-> ".join(c) for c in graph.cycles()]
 
 
 def ui_in_core(graph: ImportGraph) -> list[str]:
@@ -137,12 +128,6 @@ def test_the_graph_holds_the_whole_package(graph: ImportGraph) -> None:
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.__name__)
 def test_the_layers_hold(graph: ImportGraph, rule) -> None:
     assert rule(graph) == []
-
-
-def test_every_known_circle_is_still_there(graph: ImportGraph) -> None:
-    """A circle that is broken leaves KNOWN_CIRCLES."""
-    found = {" <-> ".join(c) for c in graph.cycles()}
-    assert set(KNOWN_CIRCLES) <= found, set(KNOWN_CIRCLES) - found
 
 
 def test_every_torch_exception_is_still_needed(graph: ImportGraph) -> None:

@@ -22,8 +22,9 @@ from larsbench.events import read_events
 from larsbench.optim import LARC
 from larsbench.rundir import RunPaths
 from larsbench.train import report, worker
-from larsbench.train.data import RunData, train_loader
+from larsbench.train.data import RunData
 from larsbench.train.evaluate import evaluate
+from larsbench.train.loaders import train_loader
 from larsbench.train.report import Interval, TrustSnapshots, report_interval
 from larsbench.train.schedule import Schedule, lr_at
 from larsbench.train.session import seed_data

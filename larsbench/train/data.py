@@ -150,13 +150,9 @@ def _imagefolder(cfg: DataConfig, cache_dir: Path | None) -> RunData:
     return RunData(train, val, len(train.classes), uint8=True)
 
 
-def build_data(run: RunConfig, cache_dir: Path | None = None) -> RunData:
-    """The run's data sets; `cache_dir` holds the sweep's cached ImageFolder file lists."""
+def build_torch_data(run: RunConfig, cache_dir: Path | None = None) -> RunData:
+    """The torch loader's data sets; `cache_dir` holds the sweep's cached ImageFolder lists."""
     cfg = run.data
-    if cfg.loader == "dali":
-        from larsbench.train.dali import build_dali_data
-
-        return build_dali_data(run, cache_dir)
     if cfg.source == "digits":
         return _digits(cfg, run.train.seed)
     if cfg.source == "synthetic":
@@ -225,14 +221,10 @@ class DeviceBatches:
         return images.to(dtype=self.dtype, memory_format=self.memory_format)
 
 
-def train_loader(
+def torch_train_loader(
     data: RunData, run: RunConfig, rank: int, world: int, pin: bool
 ) -> tuple[DeviceBatches, ResumableSampler]:
     """Per-rank batches of the global batch; the sampler pads to an equal share per rank."""
-    if run.data.loader == "dali":
-        from larsbench.train.dali import dali_train_loader
-
-        return dali_train_loader(data, run, rank, world)
     sampler = ResumableSampler(data.train, world, rank, shuffle=True, seed=run.train.seed)
     workers = run.data.workers
     loader = DataLoader(
@@ -253,12 +245,10 @@ def val_shard(length: int, rank: int, world: int) -> list[int]:
     return list(range(rank, length, world))
 
 
-def val_loader(data: RunData, run: RunConfig, rank: int, world: int, pin: bool):
+def torch_val_loader(
+    data: RunData, run: RunConfig, rank: int, world: int, pin: bool
+) -> DeviceBatches:
     """This rank's share of the validation set (val_shard), with persistent workers."""
-    if run.data.loader == "dali":
-        from larsbench.train.dali import dali_val_loader
-
-        return dali_val_loader(data, run, rank, world)
     workers = run.data.workers
     loader = DataLoader(
         Subset(data.val, val_shard(len(data.val), rank, world)),

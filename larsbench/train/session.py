@@ -14,7 +14,7 @@ from larsbench.config import RunConfig, RunPlan, plan_run
 from larsbench.events import EventWriter
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.train import checkpoint
-from larsbench.train.data import build_data, train_loader, val_loader
+from larsbench.train.loaders import build_data, train_loader, val_loader
 from larsbench.train.setup import Dist, Parts, build_parts, compile_ahead, gather_identity
 
 
