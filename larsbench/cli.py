@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from larsbench import __version__
-from larsbench.config import shipped_profiles_dir
+from larsbench.profile.files import shipped_profiles_dir
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -174,8 +174,9 @@ def preflight(
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) about what the profile needs that this machine may lack. An
     ImageFolder is scanned once; with `cache_dir` its file list is kept there for the ranks."""
-    from larsbench.config import dataset_sizes, plan_run
     from larsbench.extras import dali_installed, dali_missing
+    from larsbench.plan.sizes import dataset_sizes
+    from larsbench.plan.steps import plan_run
 
     errors: list[str] = []
     warnings: list[str] = []
@@ -234,9 +235,11 @@ def print_feed_checks(console: Any, plan: Any, out: Any, cache: Path | None) -> 
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from larsbench.config import ConfigError, Machine, parse_override
     from larsbench.headless import HeadlessView, group_run_warnings, plan_table
     from larsbench.json_progress import JsonProgressView
+    from larsbench.plan.machine import Machine
+    from larsbench.profile.errors import ConfigError
+    from larsbench.profile.overrides import parse_override
     from larsbench.rundir import SweepPaths
     from larsbench.sweep import SweepBusyError, SweepRunner, prepare_sweep
 
@@ -349,7 +352,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_slurm(args: argparse.Namespace) -> int:
-    from larsbench.config import ConfigError, Machine, parse_override
+    from larsbench.plan.machine import Machine
+    from larsbench.profile.errors import ConfigError
+    from larsbench.profile.overrides import parse_override
     from larsbench.slurm import sbatch_script
     from larsbench.sweep import prepare_sweep
 
@@ -379,7 +384,7 @@ def cmd_export(directory: Path, out: Path | None) -> int:
 
 
 def cmd_report(directory: Path) -> int:
-    from larsbench.config import ConfigError
+    from larsbench.profile.errors import ConfigError
     from larsbench.rundir import is_run_dir, is_sweep_dir
     from larsbench.summary import format_console_table, write_summary
 
@@ -407,10 +412,11 @@ def cmd_report(directory: Path) -> int:
 
 
 def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[str]) -> int:
-    from larsbench.config import ConfigError, parse_override
     from larsbench.doctor.plans import request_stop, stop_requested
     from larsbench.doctor.preflight import run_doctor
     from larsbench.doctor.report import closing_line, verdict_table, write_report
+    from larsbench.profile.errors import ConfigError
+    from larsbench.profile.overrides import parse_override
 
     console = make_console()
 

@@ -20,8 +20,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
+from larsbench.plan.run import RunConfig
+from larsbench.plan.sizes import dataset_sizes
+from larsbench.plan.steps import RunPlan, plan_run
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan
@@ -123,7 +125,7 @@ def plan_table(runs: list[RunConfig]) -> Table:
 def summary_despite_reference(out: SweepPaths, say: Any) -> Any:
     """The sweep's summary; when its profile.toml's [reference] was broken while the sweep
     ran, `say` why and write the summary without it (`larsbench report` tries it again)."""
-    from larsbench.config import ConfigError
+    from larsbench.profile.errors import ConfigError
     from larsbench.summary import write_summary
 
     try:

@@ -8,9 +8,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from larsbench.config import RunConfig
 from larsbench.events import SourcedEvent
 from larsbench.headless import summary_despite_reference
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import ReferenceConfig
 from larsbench.feed import feed_markdown
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult, fold_run, fold_training
 from larsbench.rundir import (

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from larsbench.config import ReferenceConfig
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED, UNREADABLE
 from larsbench.summary_format import duration, percent, rate

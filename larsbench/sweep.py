@@ -11,18 +11,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from larsbench import launch
-from larsbench.config import (
-    ConfigError,
-    Machine,
-    Profile,
-    RunConfig,
-    apply_overrides,
-    check_reference_ids,
-    expand,
-    parse_profile,
-    read_profile_file,
-)
 from larsbench.events import EventWriter, RunTail, SourcedEvent, iter_kind, read_events
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.files import read_profile_file
+from larsbench.profile.loading import check_reference_ids, parse_profile
+from larsbench.profile.overrides import apply_overrides
+from larsbench.profile.schema import Profile
 from larsbench.results import RunResult, fold_run
 from larsbench.rundir import (
     COMPLETED,

@@ -12,8 +12,10 @@ from PIL import Image
 
 from larsbench import extras
 from larsbench.cli import EXIT_USAGE, main
-from larsbench.config import Machine, expand, parse_profile
 from larsbench.extras import dali_installed
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 from larsbench.train.data import build_data, train_loader, val_loader
 
 pytestmark = pytest.mark.skipif(

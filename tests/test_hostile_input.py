@@ -20,7 +20,7 @@ from fixtures.make_sweep import make_recorded_sweep
 from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_until
 
 from larsbench import cli, launch
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.rundir import SweepPaths, is_run_id, read_json
 from larsbench.sweep import LOCK_FILE, prepare_sweep
 from larsbench.tui.form import FIELDS, OPTIMIZER, ProfileForm

@@ -9,7 +9,10 @@ import pytest
 
 HEADLESS_MODULES = [
     "larsbench.cli",
-    "larsbench.config",
+    "larsbench.profile.loading",
+    "larsbench.profile.overrides",
+    "larsbench.plan.expand",
+    "larsbench.plan.steps",
     "larsbench.events",
     "larsbench.rundir",
     "larsbench.results",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures.make_sweep import LAYERS, PROFILE_TOML, make_recorded_sweep
 
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.tui.form import OPTIMIZER, ProfileForm, split_list
 from larsbench.tui.state import HEAT_COLUMNS, RunState, Series, TrustHistory
 from larsbench.tui.tomltext import dump_profile, toml_value

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.train.report import wait_for_device
 from larsbench.train.setup import Dist, Parts, to_device
 from larsbench.train.step import forward_backward, optimizer_step

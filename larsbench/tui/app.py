@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.rundir import RUNNING, is_run_dir, is_sweep_dir, read_json
 from larsbench.tui import runner_control
 from larsbench.tui.discover import default_profiles_dirs

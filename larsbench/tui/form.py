@@ -8,19 +8,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from larsbench.config import (
-    SECTIONS,
-    ConfigError,
-    Machine,
-    RunConfig,
-    apply_overrides,
-    dataset_sizes,
-    expand,
-    parse_override,
-    parse_profile,
-    parse_value,
-    plan_run,
-)
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.plan.sizes import dataset_sizes
+from larsbench.plan.steps import plan_run
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides, parse_override, parse_value
+from larsbench.profile.schema import SECTIONS
 from larsbench.tui.tomltext import toml_value
 
 SOURCE = "form"  # the `source` the validator names in its messages

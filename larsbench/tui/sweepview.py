@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from larsbench.config import ReferenceConfig
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
 from larsbench.tui.format import is_num

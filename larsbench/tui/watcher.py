@@ -11,8 +11,9 @@ from typing import Any
 
 from textual.message import Message
 
-from larsbench.config import ConfigError, ReferenceConfig
 from larsbench.events import RunTail
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.reference import sweep_reference
 from larsbench.results import RunResult
 from larsbench.rundir import (

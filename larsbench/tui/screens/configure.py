@@ -25,7 +25,8 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from larsbench.config import ConfigError, read_profile_file
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.files import read_profile_file
 from larsbench.tui import runner_control
 from larsbench.tui.discover import ProfileEntry, SweepEntry, find_profiles, find_sweeps
 from larsbench.tui.form import EXTRA, FIELDS, FieldSpec, FormResult, ProfileForm, lr_text
