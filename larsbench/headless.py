@@ -22,8 +22,7 @@ from rich.table import Table
 
 from larsbench.events import SourcedEvent
 from larsbench.plan.run import RunConfig
-from larsbench.plan.sizes import dataset_sizes
-from larsbench.plan.steps import RunPlan, plan_run
+from larsbench.plan.steps import planned_steps
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep import SweepPlan
@@ -94,17 +93,7 @@ def plan_table(runs: list[RunConfig]) -> Table:
     ):
         table.add_column(col, justify="left" if col in ("run", "optimizer", "device") else "right")
     for run in runs:
-        sizes = dataset_sizes(run.data)
-        plan = plan_run(run, *sizes) if sizes else None
-        t = run.train
-        if t.mode == "throughput":  # the timed steps, and the epoch they project to
-            plan = RunPlan(
-                train_images=t.throughput_epoch_images,
-                val_images=0,
-                steps_per_epoch=t.throughput_epoch_images // t.batch_size,
-                total_steps=t.throughput_warmup_steps + t.throughput_steps * 5 // 2,
-                warmup_steps=t.throughput_warmup_steps,
-            )
+        plan = planned_steps(run)  # a throughput run: its windows, and the epoch they project to
         larc = run.optimizer.name == "larc"
         table.add_row(
             run.run_id,
