@@ -50,8 +50,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from larsbench.config import Machine, RunConfig, expand, parse_profile
 from larsbench.extras import dali_installed
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.profile.loading import parse_profile
 from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD
 from larsbench.train.loaders import build_data, train_loader
 

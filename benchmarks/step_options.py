@@ -28,14 +28,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from larsbench.config import (
-    Machine,
-    apply_overrides,
-    expand,
-    parse_override,
-    parse_profile,
-    plan_run,
-)
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.steps import plan_run
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides, parse_override
 from larsbench.train.setup import Dist, build_parts, to_device
 from larsbench.train.step import forward_backward, optimizer_step
 

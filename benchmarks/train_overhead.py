@@ -124,7 +124,8 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 def resolved_config(args: argparse.Namespace) -> dict[str, object]:
     """The RunConfig larsbench will train, resolved as `larsbench run` resolves it."""
-    from larsbench.config import Machine, parse_override
+    from larsbench.plan.machine import Machine
+    from larsbench.profile.overrides import parse_override
     from larsbench.sweep.prepare import prepare_sweep
 
     plan = prepare_sweep(args.profile, [parse_override(o) for o in overrides(args)], Machine.here())
@@ -211,8 +212,9 @@ def step_extras(config: dict[str, object], steps: int) -> dict[str, float]:
     import torch
     import torch.distributed as dist
 
-    from larsbench.config import RunConfig, plan_run
     from larsbench.events import EventWriter
+    from larsbench.plan.run import RunConfig
+    from larsbench.plan.steps import plan_run
     from larsbench.train.report import Interval, report_interval
     from larsbench.train.setup import Dist, autocast, build_parts, to_device
     from larsbench.train.stop import StopRequest, StopVote

@@ -23,7 +23,7 @@ from larsbench.format import two_figures
 from larsbench.gpu_reference import reference_speed
 
 if TYPE_CHECKING:
-    from larsbench.config import RunConfig
+    from larsbench.plan.run import RunConfig
 
 LOADER_NAMES = {
     "torch/pil": "PIL",
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from dataclasses import asdict
 
-    from larsbench.config import RunConfig
+    from larsbench.plan.run import RunConfig
 
     args = sys.argv[1:] if argv is None else argv
     run = RunConfig.from_dict(json.loads(Path(args[0]).read_text(encoding="utf-8")))

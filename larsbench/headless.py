@@ -20,10 +20,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from larsbench.config import RunConfig, RunPlan, dataset_sizes, plan_run
 from larsbench.events import SourcedEvent
 from larsbench.format import DASH, clock, percent, short_rate
 from larsbench.live.fold import RunFold
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import planned_steps
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep.prepare import SweepPlan
@@ -75,17 +76,7 @@ def plan_table(runs: list[RunConfig]) -> Table:
     ):
         table.add_column(col, justify="left" if col in ("run", "optimizer", "device") else "right")
     for run in runs:
-        sizes = dataset_sizes(run.data)
-        plan = plan_run(run, *sizes) if sizes else None
-        t = run.train
-        if t.mode == "throughput":  # the timed steps, and the epoch they project to
-            plan = RunPlan(
-                train_images=t.throughput_epoch_images,
-                val_images=0,
-                steps_per_epoch=t.throughput_epoch_images // t.batch_size,
-                total_steps=t.throughput_warmup_steps + t.throughput_steps * 5 // 2,
-                warmup_steps=t.throughput_warmup_steps,
-            )
+        plan = planned_steps(run)  # a throughput run: its windows, and the epoch they project to
         larc = run.optimizer.name == "larc"
         table.add_row(
             run.run_id,
@@ -106,7 +97,7 @@ def plan_table(runs: list[RunConfig]) -> Table:
 def summary_despite_reference(out: SweepPaths, say: Any) -> Any:
     """The sweep's summary; when its profile.toml's [reference] was broken while the sweep
     ran, `say` why and write the summary without it (`larsbench report` tries it again)."""
-    from larsbench.config import ConfigError
+    from larsbench.profile.errors import ConfigError
     from larsbench.summary.files import write_summary
 
     try:

@@ -7,10 +7,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from larsbench.config import RunConfig
 from larsbench.events import SourcedEvent
 from larsbench.format import nan_to_none
 from larsbench.headless import summary_despite_reference
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep.prepare import SweepPlan

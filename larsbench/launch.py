@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import RunPaths
 
 WORKER_MODULE = "larsbench.train.worker"

@@ -7,15 +7,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from larsbench.config import (
-    ConfigError,
-    Profile,
-    ReferenceConfig,
-    check_reference_ids,
-    format_validation_error,
-    read_profile_file,
-)
 from larsbench.format import finite
+from larsbench.profile.files import read_profile_file
+from larsbench.profile.loading import check_reference_ids, validation_error
+from larsbench.profile.schema import Profile, ReferenceConfig
 from larsbench.rundir import SweepPaths, read_json
 
 
@@ -33,7 +28,7 @@ def sweep_reference(sweep_dir: Path) -> ReferenceConfig | None:
     try:  # validated inside a profile, so errors carry the reference.* key path
         reference = Profile.model_validate({"name": "reference", "reference": table}).reference
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, str(path))) from None
+        raise validation_error(err, str(path)) from None
     planned = read_json(sweep.sweep)
     if not (isinstance(planned, dict) and planned.get("overrides")):
         # With --set the sweep may hold fewer runs than the profile names (prepare_sweep

@@ -11,22 +11,16 @@ from typing import Any
 import pytest
 
 from larsbench import cli
-from larsbench.config import (
-    ConfigError,
-    DataConfig,
-    Machine,
-    Profile,
-    RunConfig,
-    apply_overrides,
-    dataset_sizes,
-    expand,
-    load_profile,
-    parse_override,
-    parse_profile,
-    plan_run,
-    run_id_for,
-    scaled_lr,
-)
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig, scaled_lr
+from larsbench.plan.runids import run_id_for
+from larsbench.plan.sizes import dataset_sizes
+from larsbench.plan.steps import plan_run
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.loading import load_profile, parse_profile
+from larsbench.profile.overrides import apply_overrides, parse_override
+from larsbench.profile.schema import DataConfig, Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "profiles"
@@ -555,7 +549,7 @@ def test_dataset_sizes_is_none_when_the_folder_is_not_there(tmp_path: Path) -> N
 
 
 def test_docs_describe_every_key_and_every_shipped_profile() -> None:
-    from larsbench.config import SECTIONS
+    from larsbench.profile.schema import SECTIONS
 
     text = DOCS.read_text(encoding="utf-8")
     for section, model in SECTIONS.items():

@@ -13,8 +13,10 @@ from PIL import Image
 from larsbench import extras
 from larsbench.cli import main
 from larsbench.cli.output import EXIT_USAGE
-from larsbench.config import Machine, expand, parse_profile
 from larsbench.extras import dali_installed
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 from larsbench.train.loaders import build_data, train_loader, val_loader
 
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from larsbench.config import Machine, expand, parse_profile
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 from larsbench.train.data import IMAGENET_MEAN, IMAGENET_STD, RunData
 from larsbench.train.loaders import build_data, train_loader, val_loader
 
@@ -107,7 +109,7 @@ def test_batches_are_normalized_on_the_device_in_the_step_layout(
 
 
 def test_the_default_decoder_is_torchvision() -> None:
-    from larsbench.config import DataConfig
+    from larsbench.profile.schema import DataConfig
 
     assert DataConfig().decoder == "torchvision"  # measured faster: docs/benchmarks.md
 

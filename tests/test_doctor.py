@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fake_pynvml import FakeNvml, GiB, eight_gpus, install
 
-from larsbench.config import Machine
 from larsbench.doctor import bandwidth, cuda_checks, data_check, devices, speed, storage
 from larsbench.doctor.training_path import PathTrace, judge_training_path
 from larsbench.doctor.verdict import FAIL, OK, WARN, DoctorReport, Verdict
 from larsbench.feed import FeedCheck
+from larsbench.plan.machine import Machine
 from larsbench.results import RunResult
 from larsbench.sweep.prepare import prepare_sweep
 

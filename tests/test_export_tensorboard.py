@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 
 from larsbench.cli import main
-from larsbench.config import RunConfig
 from larsbench.events import read_events
 from larsbench.export.tensorboard import (
     PIP_COMMAND,
@@ -19,6 +18,7 @@ from larsbench.export.tensorboard import (
     export_tensorboard,
 )
 from larsbench.export.tensorboard_points import FoldState, Scalar, system_points
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import RunPaths, SweepPaths, read_json
 from tests.fixtures.make_sweep import LAYERS, RUNS, make_recorded_sweep
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from larsbench.config import Machine, expand, parse_profile
 from larsbench.feed import (
     FeedCheck,
     check_feed,
@@ -21,6 +20,9 @@ from larsbench.feed import (
     throughput_demand,
 )
 from larsbench.gpu_reference import reference_speed
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from larsbench import filelist
-from larsbench.config import DataConfig, dataset_sizes
 from larsbench.filelist import cache_path, file_list, scan
+from larsbench.plan.sizes import dataset_sizes
+from larsbench.profile.schema import DataConfig
 
 FILES = [
     "n02/b.JPEG",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import ROOT, SMOKE, finish, first_step_pids, larsbench, wait_for
 
-from larsbench.config import Machine
 from larsbench.events import SourcedEvent
+from larsbench.plan.machine import Machine
 from larsbench.rundir import COMPLETED, SweepPaths, read_json
 from larsbench.sweep.prepare import prepare_sweep, write_sweep_files
 from larsbench.sweep.stall_watch import StallWatch

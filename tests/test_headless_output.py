@@ -13,10 +13,11 @@ import pytest
 from rich.console import Console
 
 from larsbench.cli import main
-from larsbench.config import Machine, RunConfig
 from larsbench.events import SourcedEvent, read_events
 from larsbench.headless import HeadlessView, group_run_warnings
 from larsbench.json_progress import JsonProgressView
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths, read_json
 from tests.fixtures.make_sweep import make_recorded_sweep

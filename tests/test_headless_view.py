@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from larsbench.config import Machine, apply_overrides, expand, parse_profile, shipped_profiles_dir
 from larsbench.events import SourcedEvent, make_event
 from larsbench.headless import HeadlessView
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.files import shipped_profiles_dir
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides
 from larsbench.rundir import RunPaths
 
 

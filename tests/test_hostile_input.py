@@ -21,7 +21,7 @@ from tui_helpers import SIZE, app_for, fixture_tree, screen_text, sync, wait_unt
 
 from larsbench import cli, launch
 from larsbench.cli import preflight as cli_preflight
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.rundir import SweepPaths, is_run_id, read_json
 from larsbench.runner_file import LOCK_FILE
 from larsbench.sweep.prepare import prepare_sweep

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from larsbench.config import Machine, expand, parse_profile
 from larsbench.launch import failure_reason, torchrun_command, worker_environment
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 from larsbench.rundir import RunPaths
 
 ROOT_CAUSE_SIGNAL = """\

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from larsbench.cli import main
-from larsbench.config import ConfigError, Machine, load_profile
+from larsbench.plan.machine import Machine
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.loading import load_profile
 from larsbench.reference import reference_columns, sweep_reference
 from larsbench.results import RunResult
 from larsbench.summary.advice import recommend, reference_sentence
@@ -132,7 +134,7 @@ def test_columns_are_measured_minus_published():
 def load_reference(text: str):
     import tomllib
 
-    from larsbench.config import ReferenceConfig
+    from larsbench.profile.schema import ReferenceConfig
 
     return ReferenceConfig.model_validate(tomllib.loads(text)["reference"])
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from larsbench.config import Machine, expand, parse_profile
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.profile.loading import parse_profile
 from larsbench.results import RunResult
 from larsbench.summary.scaling import scaling_markdown, scaling_rows
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cli_helpers import SMOKE
 
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.rundir import COMPLETED, RUNNING, SweepPaths
 from larsbench.runner_file import SWEEP_FINISHED, write_runner
 from larsbench.sweep.follower import LeaderFollower

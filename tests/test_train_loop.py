@@ -16,10 +16,13 @@ from cli_helpers import SMOKE
 from torch import nn
 from torch.utils.data import Dataset
 
-from larsbench.config import Machine, RunConfig, apply_overrides, expand, parse_override
-from larsbench.config import parse_profile as parse
 from larsbench.events import read_events
 from larsbench.optim import LARC
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.profile.loading import parse_profile as parse
+from larsbench.profile.overrides import apply_overrides, parse_override
 from larsbench.rundir import RunPaths
 from larsbench.train import report, worker
 from larsbench.train.data import RunData

@@ -15,8 +15,13 @@ import torch.multiprocessing as mp
 from cli_helpers import SMOKE
 from torch import nn
 
-from larsbench.config import Machine, RunConfig, apply_overrides, expand, parse_profile, plan_run
 from larsbench.optim import LARC
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import plan_run
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides
 from larsbench.train.setup import (
     Dist,
     EvalSyncedDDP,
@@ -93,7 +98,7 @@ def test_build_optimizer_passes_fold_into_sgd() -> None:
 
 
 def test_fused_and_fold_together_is_a_config_error() -> None:
-    from larsbench.config import ConfigError
+    from larsbench.profile.errors import ConfigError
 
     with pytest.raises(ConfigError, match="optimizer: fused and fold_into_sgd exclude each other"):
         smoke_run(("optimizer.fused", True), ("optimizer.fold_into_sgd", True))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fixtures.make_sweep import LAYERS, PROFILE_TOML, make_recorded_sweep
 
-from larsbench.config import Machine
 from larsbench.live.run_state import RunState
 from larsbench.live.series import Series
 from larsbench.live.trust_history import HEAT_COLUMNS, TrustHistory
+from larsbench.plan.machine import Machine
 from larsbench.tui.form import OPTIMIZER, ProfileForm, split_list
 from larsbench.tui.tomltext import dump_profile, toml_value
 from larsbench.tui.watcher import LogTail, SweepWatcher

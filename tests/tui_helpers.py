@@ -12,7 +12,7 @@ from typing import Any
 from fixtures.make_sweep import T0, make_profiles_dir, make_recorded_sweep
 from textual.pilot import Pilot
 
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.tui.app import LarsbenchApp, make_app
 
 FIXED_NOW = T0 + 1000.0  # the injected clock: no wall time reaches the screens

@@ -12,7 +12,7 @@ from larsbench.cli.output import EXIT_OK, fail
 
 def default_profile() -> Path:
     """The embedded default: the CPU smoke profile shipped with the package."""
-    from larsbench.config import shipped_profiles_dir
+    from larsbench.profile.files import shipped_profiles_dir
 
     return shipped_profiles_dir() / "smoke.toml"
 

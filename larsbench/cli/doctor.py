@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from larsbench.cli.output import EXIT_INTERRUPTED, fail, make_console
-from larsbench.config import ConfigError, parse_override
 from larsbench.doctor.plans import request_stop, stop_requested
 from larsbench.doctor.preflight import run_doctor
 from larsbench.doctor.report import closing_line, verdict_table, write_report
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.overrides import parse_override
 
 
 def cmd_doctor(profile: Path, quick: bool, json_path: Path | None, sets: list[str]) -> int:

@@ -26,8 +26,9 @@ def preflight(
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) about what the profile needs that this machine may lack. An
     ImageFolder is scanned once; with `cache_dir` its file list is kept there for the ranks."""
-    from larsbench.config import dataset_sizes, plan_run
     from larsbench.extras import dali_installed, dali_missing
+    from larsbench.plan.sizes import dataset_sizes
+    from larsbench.plan.steps import plan_run
 
     errors: list[str] = []
     warnings: list[str] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from larsbench.cli.output import EXIT_OK, EXIT_RUN_FAILED, fail, make_console
-from larsbench.config import ConfigError
 from larsbench.export.tensorboard import TensorBoardUnavailable, export_tensorboard
+from larsbench.profile.errors import ConfigError
 from larsbench.rundir import is_run_dir, is_sweep_dir
 from larsbench.summary.files import write_summary
 from larsbench.summary.table import format_console_table

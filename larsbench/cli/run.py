@@ -18,10 +18,12 @@ from larsbench.cli.output import (
     make_console,
 )
 from larsbench.cli.preflight import preflight
-from larsbench.config import ConfigError, Machine, parse_override
 from larsbench.feed import feed_checks, feed_file
 from larsbench.headless import HeadlessView, group_run_warnings, plan_table
 from larsbench.json_progress import JsonProgressView
+from larsbench.plan.machine import Machine
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.overrides import parse_override
 from larsbench.rundir import SweepPaths, write_json_atomic
 from larsbench.runner_file import SweepBusyError
 from larsbench.sweep.prepare import prepare_sweep

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from larsbench.cli.output import EXIT_OK, fail
-from larsbench.config import ConfigError, Machine, parse_override
+from larsbench.plan.machine import Machine
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.overrides import parse_override
 from larsbench.slurm import sbatch_script
 from larsbench.sweep.prepare import prepare_sweep
 

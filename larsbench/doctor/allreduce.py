@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.train.setup import setup_distributed
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import RunConfig
 from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
 from larsbench.launch import worker_environment
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import RunPaths, write_json_atomic
 from larsbench.telemetry import nvml
 from larsbench.telemetry.gpus import handle

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from larsbench.config import RunConfig
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
+from larsbench.plan.run import RunConfig
 
 DIGITS_CLASSES = 10
 FEED_FAIL_BELOW = 0.5  # supply / demand below this: the GPUs would wait most of each step

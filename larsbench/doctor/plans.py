@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import Machine, RunConfig, apply_overrides, expand, parse_profile
 from larsbench.events import SourcedEvent
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides
 from larsbench.results import RunResult
 from larsbench.rundir import SweepPaths
 from larsbench.sweep.observers import QuietObserver

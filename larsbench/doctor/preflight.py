@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import Machine
 from larsbench.doctor import bandwidth, data_check, devices, plans, speed, storage, training_path
 from larsbench.doctor.verdict import FAIL, WARN, DoctorReport, Verdict
+from larsbench.plan.machine import Machine
 from larsbench.rundir import node_name
 from larsbench.sweep.prepare import prepare_sweep
 

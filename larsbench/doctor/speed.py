@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import IMAGENET_TRAIN_IMAGES, Machine, RunConfig
 from larsbench.doctor.plans import doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, Verdict, by_ratio
 from larsbench.format import finite
 from larsbench.gpu_reference import reference_speed
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.plan.sizes import IMAGENET_TRAIN_IMAGES
 from larsbench.results import RunResult
 from larsbench.summary.scaling import LOW_EFFICIENCY, scaling_rows
 from larsbench.sweep.prepare import SweepPlan

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from larsbench.config import RunConfig
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
+from larsbench.plan.run import RunConfig
 
 GiB = 1 << 30
 CHECKPOINTS_KEPT = 2  # train/checkpoint.py keeps the last two

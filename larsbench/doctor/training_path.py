@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import Machine, RunConfig
 from larsbench.doctor.plans import EventLog, doctor_plan, run_plan
 from larsbench.doctor.verdict import FAIL, OK, WARN, Verdict
 from larsbench.events import read_events
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import SweepPaths
 from larsbench.sweep.prepare import SweepPlan
 

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from larsbench.config import ReferenceConfig
 from larsbench.format import finite
 from larsbench.live.views import RunView
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import FINAL_STATES, QUEUED, RUNNING
 

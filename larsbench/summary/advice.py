@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from larsbench.config import ReferenceConfig
 from larsbench.format import duration, finite, percent, rate
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.results import RunResult
 from larsbench.rundir import COMPLETED, DIVERGED, FAILED, QUEUED, RUNNING, STOPPED, UNREADABLE
 

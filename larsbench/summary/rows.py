@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from larsbench.config import ReferenceConfig
 from larsbench.format import finite, nan_to_none
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.reference import reference_columns
 from larsbench.results import RunResult
 from larsbench.summary.advice import pareto_frontier

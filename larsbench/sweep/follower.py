@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from larsbench import launch
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult, fold_run
 from larsbench.rundir import COMPLETED, RUNNING, RunPaths, SweepPaths
 from larsbench.runner_file import SWEEP_ENDED, read_runner

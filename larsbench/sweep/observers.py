@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from larsbench.config import RunConfig
 from larsbench.events import SourcedEvent
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.sweep.prepare import SweepPlan

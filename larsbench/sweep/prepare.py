@@ -9,17 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from larsbench.config import (
-    ConfigError,
-    Machine,
-    Profile,
-    RunConfig,
-    apply_overrides,
-    check_reference_ids,
-    expand,
-    parse_profile,
-    read_profile_file,
-)
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.files import read_profile_file
+from larsbench.profile.loading import check_reference_ids, parse_profile
+from larsbench.profile.overrides import apply_overrides
+from larsbench.profile.schema import Profile
 from larsbench.rundir import (
     COMPLETED,
     QUEUED,

@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from larsbench.config import RunConfig
 from larsbench.events import EventWriter
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import RunPaths
 
 

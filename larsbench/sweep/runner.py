@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from larsbench import launch
-from larsbench.config import RunConfig
 from larsbench.events import RunTail, iter_kind, read_events
+from larsbench.plan.run import RunConfig
 from larsbench.results import RunResult, fold_run
 from larsbench.rundir import (
     COMPLETED,

@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from larsbench.config import DataConfig, RunConfig
 from larsbench.extras import require_dali
 from larsbench.filelist import file_list
+from larsbench.plan.run import RunConfig
+from larsbench.profile.schema import DataConfig
 from larsbench.train.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
-from larsbench.config import DataConfig, RunConfig
 from larsbench.filelist import FileList, file_list
+from larsbench.plan.run import RunConfig
+from larsbench.profile.schema import DataConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

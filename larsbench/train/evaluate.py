@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.train.setup import Dist, autocast, to_device
 
 

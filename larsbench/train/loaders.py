@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.train.dali import DaliBatches, build_dali_data, dali_train_loader, dali_val_loader
 from larsbench.train.data import (
     DeviceBatches,

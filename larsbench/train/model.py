@@ -7,7 +7,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import ResNet
 
-from larsbench.config import ModelConfig
+from larsbench.profile.schema import ModelConfig
 
 
 def classification_models() -> list[str]:

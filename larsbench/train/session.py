@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from larsbench.config import RunConfig, RunPlan, plan_run
 from larsbench.events import EventWriter
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import RunPlan, plan_run
 from larsbench.rundir import RunPaths, SweepPaths
 from larsbench.train import checkpoint
 from larsbench.train.loaders import build_data, train_loader, val_loader

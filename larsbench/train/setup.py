@@ -13,7 +13,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from larsbench.config import RunConfig, RunPlan
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import RunPlan
 from larsbench.train.model import build_model
 from larsbench.train.schedule import Schedule, lr_at
 

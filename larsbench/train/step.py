@@ -10,7 +10,7 @@ import contextlib
 
 import torch
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.train.setup import Dist, Parts, autocast
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import throughput_steps
 from larsbench.train.report import wait_for_device
 from larsbench.train.setup import Dist, Parts, to_device
 from larsbench.train.step import forward_backward, optimizer_step
@@ -101,18 +102,16 @@ def peak_memory_bytes(d: Dist) -> float:
 
 def _timed_windows(run: RunConfig, parts: Parts, loader: Any, sampler: Any, d: Dist) -> list[float]:
     """This rank's figures of windows A, B, C (and D with real data), in `_gather`'s order."""
-    t = run.train
+    steps = throughput_steps(run.train)
     batches = _batches(loader, sampler)
-    if t.throughput_warmup_steps:
-        _window(t.throughput_warmup_steps, parts, batches, run, d, phases=False)
-    a = _window(t.throughput_steps, parts, batches, run, d, phases=False)
-    b = _window(t.throughput_steps, parts, batches, run, d, phases=True)
-    c = _window(
-        max(t.throughput_steps // 2, 1), parts, batches, run, d, phases=True, communicate=False
-    )
+    if steps.warmup:
+        _window(steps.warmup, parts, batches, run, d, phases=False)
+    a = _window(steps.plain, parts, batches, run, d, phases=False)
+    b = _window(steps.phased, parts, batches, run, d, phases=True)
+    c = _window(steps.no_sync, parts, batches, run, d, phases=True, communicate=False)
     held = {"images": 0.0, "seconds": 1.0}
-    if t.throughput_data == "real":
-        held = _window(t.throughput_steps, parts, _repeat(next(batches)), run, d, phases=False)
+    if steps.held:
+        held = _window(steps.held, parts, _repeat(next(batches)), run, d, phases=False)
     return [
         a["images"],
         a["seconds"],
@@ -132,10 +131,11 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """The fields of the `throughput` event (the same on every rank)."""
     t = run.train
+    steps = throughput_steps(t)
     rows = _gather(_timed_windows(run, parts, loader, sampler, d), d)
-    c_steps = max(t.throughput_steps // 2, 1)
-    real = t.throughput_data == "real"
-    n = t.throughput_steps
+    c_steps = steps.no_sync
+    real = bool(steps.held)
+    n = steps.plain
     rank_ips = [r[0] / r[1] for r in rows]
     step_seconds = max(r[1] for r in rows) / n
     images_per_sec = sum(r[0] for r in rows) / max(r[1] for r in rows)

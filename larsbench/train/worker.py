@@ -32,7 +32,7 @@ from pathlib import Path
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from larsbench.config import RunConfig
+from larsbench.plan.run import RunConfig
 from larsbench.rundir import RunPaths, read_json
 from larsbench.train import checkpoint
 from larsbench.train.evaluate import evaluate

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from larsbench.config import Machine
+from larsbench.plan.machine import Machine
 from larsbench.rundir import SweepPaths, is_run_dir, is_sweep_dir
 from larsbench.runner_file import read_runner
 from larsbench.tui import runner_control

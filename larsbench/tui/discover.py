@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import larsbench
-from larsbench.config import ConfigError, read_profile_file
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.files import read_profile_file
 from larsbench.rundir import FINAL_STATES, RUNNING, SweepPaths, is_sweep_dir, read_json
 from larsbench.runner_file import read_runner
 

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from larsbench.config import (
-    SECTIONS,
-    ConfigError,
-    Machine,
-    RunConfig,
-    apply_overrides,
-    dataset_sizes,
-    expand,
-    parse_override,
-    parse_profile,
-    parse_value,
-    plan_run,
-)
+from larsbench.plan.expand import expand
+from larsbench.plan.machine import Machine
+from larsbench.plan.run import RunConfig
+from larsbench.plan.steps import planned_steps
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.loading import parse_profile
+from larsbench.profile.overrides import apply_overrides, parse_override, parse_value
+from larsbench.profile.schema import SECTIONS
 from larsbench.tui.tomltext import toml_value
 
 SOURCE = "form"  # the `source` the validator names in its messages
@@ -84,8 +78,9 @@ class PreviewRow:
     optimizer: str
     trust_coefficient: float | None
     epochs: int
-    steps_per_epoch: int | None
+    steps_per_epoch: int | None  # a throughput run: of the epoch its timed steps project to
     warmup_steps: int | None
+    throughput_steps: int | None = None  # a throughput run: all its steps, warm-up + timed
 
 
 @dataclass
@@ -259,61 +254,34 @@ class ProfileForm:
             profile = parse_profile(raw, SOURCE)
             runs = expand(profile, self.machine, SOURCE)
         except ConfigError as err:
-            self._place_errors(str(err), result)
+            self._place_errors(err, result)
             return result
         result.runs = runs
         result.rows = [_preview(r) for r in runs]
         return result
 
-    def _place_errors(self, message: str, result: FormResult) -> None:
-        context = ""
-        lines = message.splitlines()
-        if lines and lines[-1].startswith("  (in the sweep run"):
-            context = " " + lines.pop().strip()
-        for line in lines:
-            key, text = error_key(line)
-            target = _field_for(key, text)
+    def _place_errors(self, err: ConfigError, result: FormResult) -> None:
+        """Each problem on the field of its key; the others as whole lines above the preview."""
+        for problem in err.problems:
+            target = _field_for(problem.key)
             if target is None:
-                result.general.append(line + context)
+                result.general.append(problem.line)
             elif target not in result.errors:
-                result.errors[target] = text
+                result.errors[target] = problem.message
 
 
-_ERROR_LINE = re.compile(rf"^{SOURCE}(?: with --set)?:? ([A-Za-z_][\w.]*):? (.*)$")
-
-
-def error_key(line: str) -> tuple[str, str]:
-    """("train.batch_size", "Input should be ...") from one validator message line."""
-    m = _ERROR_LINE.match(line.strip())
-    if not m:
-        return "", line.strip()
-    return m.group(1), m.group(2)
-
-
-def _field_for(key: str, text: str) -> str | None:
-    if key.startswith("sweep."):
-        key = key.removeprefix("sweep.")
-    # A union's error names its branch: launch.nproc_per_node.int -> launch.nproc_per_node
-    key = ".".join(key.split(".")[:2])
+def _field_for(key: str) -> str | None:
+    """The form field that edits `key` (a sweep of it included), else None."""
+    key = ".".join(key.removeprefix("sweep.").split(".")[:2])
     if key in FIELD_KEYS:
         return key
     if key in ("optimizer.name", OPTIMIZER):
         return OPTIMIZER
-    if key in SECTIONS:  # a section-level check: the field the message names last
-        named = [
-            (text.rfind(spec.key.split(".")[1]), spec.key)
-            for spec in FIELDS
-            if spec.key.startswith(key + ".") and spec.key.split(".")[1] in text
-        ]
-        return max(named)[1] if named else None
     return None
 
 
 def _preview(run: RunConfig) -> PreviewRow:
-    sizes = None
-    if run.data.source != "imagefolder":  # counting an ImageFolder walks the whole tree
-        sizes = dataset_sizes(run.data)
-    plan = plan_run(run, *sizes) if sizes else None
+    plan = planned_steps(run, count_folders=False)  # counting an ImageFolder walks the tree
     return PreviewRow(
         run_id=run.run_id,
         batch_size=run.train.batch_size,
@@ -325,6 +293,7 @@ def _preview(run: RunConfig) -> PreviewRow:
         epochs=run.train.epochs,
         steps_per_epoch=plan.steps_per_epoch if plan else None,
         warmup_steps=plan.warmup_steps if plan else None,
+        throughput_steps=plan.total_steps if run.train.mode == "throughput" and plan else None,
     )
 
 

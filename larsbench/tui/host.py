@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from larsbench.config import Machine
     from larsbench.live.sweepview import SweepView
+    from larsbench.plan.machine import Machine
 
 
 class ScreenHost(Protocol):

@@ -10,10 +10,11 @@ from typing import Any
 
 from textual.message import Message
 
-from larsbench.config import ConfigError, ReferenceConfig
 from larsbench.events import RunTail
 from larsbench.live.run_state import RunState
 from larsbench.live.sweepview import RunStatus, SweepView
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.schema import ReferenceConfig
 from larsbench.reference import sweep_reference
 from larsbench.results import RunResult
 from larsbench.rundir import (

@@ -25,10 +25,13 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from larsbench.config import ConfigError, read_profile_file
+from larsbench.profile.errors import ConfigError
+from larsbench.profile.files import read_profile_file
 from larsbench.tui import runner_control
 from larsbench.tui.discover import ProfileEntry, SweepEntry, find_profiles, find_sweeps
-from larsbench.tui.form import EXTRA, FIELDS, FieldSpec, FormResult, ProfileForm, lr_text
+from larsbench.tui.form import EXTRA, FIELDS, FormResult, ProfileForm
+from larsbench.tui.screens.configure_fields import field_id, field_widgets
+from larsbench.tui.screens.configure_preview import PREVIEW_COLUMNS, fill_preview
 from larsbench.tui.screens.dialogs import ConfirmDialog, NameDialog
 from larsbench.tui.tomltext import dump_profile
 
@@ -36,11 +39,6 @@ if TYPE_CHECKING:
     from larsbench.tui.host import ScreenHost
 
 VALIDATE_DELAY = 0.15  # seconds of typing pause before the form is validated again
-PREVIEW_COLUMNS = ("run", "batch", "ranks x /rank", "lr", "optimizer", "tc", "epochs", "steps/ep")
-
-
-def _wid(key: str) -> str:
-    return "f-" + key.replace(".", "-").replace("_", "-")
 
 
 class ConfigureScreen(Screen[None]):
@@ -65,7 +63,7 @@ class ConfigureScreen(Screen[None]):
         self.result: FormResult | None = None
         self._timer: Timer | None = None
         self._entries: dict[str, ProfileEntry | SweepEntry] = {}
-        self._ids: dict[str, str] = {_wid(f.key): f.key for f in FIELDS}
+        self._ids: dict[str, str] = {field_id(f.key): f.key for f in FIELDS}
         self._feed_keys: list[tuple[object, ...]] | None = None
 
     @property
@@ -169,7 +167,7 @@ class ConfigureScreen(Screen[None]):
         title.update(t)
         grid = self.query_one("#fields", Grid)
         grid.remove_children()
-        grid.mount_all(self._field_widgets(self.form))
+        grid.mount_all(field_widgets(self.form))
         # Selects finish composing after this frame; repaint once they have.
         self.call_after_refresh(self.refresh, layout=True)
         self.query_one("#f-extra", Input).value = ""
@@ -185,38 +183,6 @@ class ConfigureScreen(Screen[None]):
             return path.resolve().relative_to(Path.cwd().resolve())
         except ValueError:
             return path
-
-    def _field_widgets(self, form: ProfileForm) -> list[Vertical]:
-        out = []
-        for spec in FIELDS:
-            out.append(
-                Vertical(
-                    Horizontal(
-                        Label(spec.label, classes="field-label"),
-                        self._control(spec, form),
-                        classes="field-row",
-                    ),
-                    Static(id=f"e-{_wid(spec.key)}", classes="field-error"),
-                    classes="field",
-                )
-            )
-        return out
-
-    def _control(self, spec: FieldSpec, form: ProfileForm) -> Any:
-        value = form.initial[spec.key]
-        kind = form.kind(spec)
-        wid = _wid(spec.key)
-        if kind == "bool":
-            return Checkbox(value=bool(value), id=wid)
-        if kind == "choice" and value in spec.choices:
-            return Select(
-                [(c, c) for c in spec.choices],
-                value=value,
-                allow_blank=False,
-                id=wid,
-                compact=True,
-            )
-        return Input(str(value), placeholder=spec.hint, id=wid, compact=True, tooltip=spec.hint)
 
     # --- validation -----------------------------------------------------------------------------
 
@@ -266,7 +232,9 @@ class ConfigureScreen(Screen[None]):
         general = self.query_one("#general-errors", Static)
         general.update(Text("\n".join(result.general), style="bold red"))
         general.display = bool(result.general)
-        self._fill_preview(result)
+        fill_preview(
+            self.query_one("#preview-title", Static), self.query_one("#preview", DataTable), result
+        )
         self._check_feed(result)
         return result
 
@@ -298,30 +266,6 @@ class ConfigureScreen(Screen[None]):
             lines.append("feed: ", style="bold yellow" if bad else "bold green")
             lines.append(sentence + "\n")
         self.app.call_from_thread(self.query_one("#feed", Static).update, lines)
-
-    def _fill_preview(self, result: FormResult) -> None:
-        table = self.query_one("#preview", DataTable)
-        table.clear()
-        title = self.query_one("#preview-title", Static)
-        if not result.ok:
-            n = len(result.errors) + len(result.general)
-            title.update(Text(f"Runs: fix {n} error{'s' * (n != 1)} above", style="bold red"))
-            return
-        title.update(Text(f"Runs ({len(result.rows)}), as `larsbench run` would expand them"))
-        for r in result.rows:
-            table.add_row(
-                r.run_id,
-                Text(str(r.batch_size), justify="right"),
-                Text(f"{r.world_size} x {r.per_rank_batch}", justify="right"),
-                Text(lr_text(r.lr), justify="right"),
-                r.optimizer,
-                Text(f"{r.trust_coefficient:g}" if r.trust_coefficient is not None else ""),
-                Text(str(r.epochs), justify="right"),
-                Text(
-                    str(r.steps_per_epoch) if r.steps_per_epoch is not None else "?",
-                    justify="right",
-                ),
-            )
 
     # --- picker -------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The profile: its schema, the reading of profile files, and `--set` overrides."""
