@@ -56,6 +56,13 @@ class ThroughputSteps:
         """Batches drawn from the loader: window D draws one and repeats it."""
         return self.warmup + self.plain + self.phased + self.no_sync + (1 if self.held else 0)
 
+    @property
+    def synthetic_batches(self) -> int:
+        """The synthetic set of a synthetic-data run, in batches: warm-up + 3 x the window, a
+        few more than the windows draw (what config.json has always said: a sweep folder
+        written before keeps matching its profile)."""
+        return self.warmup + 3 * self.plain
+
 
 def throughput_steps(train: TrainConfig) -> ThroughputSteps:
     """The windows of `train.throughput_steps` steps (C: half as many) after the warm-up."""
