@@ -23,7 +23,9 @@ class FieldError(ValueError):
 class _Section(BaseModel):
     # strict: `epochs = true` is an error, not 1 epoch (an int may still stand for a float)
     # allow_inf_nan: `base_lr = 1e999` (inf) is an error, not a run that diverges at step 1
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, defer_build=True
+    )
 
 
 class LaunchConfig(_Section):

@@ -106,6 +106,12 @@ class ConfigureScreen(Screen[None]):
         table.add_columns(*PREVIEW_COLUMNS)
         self.query_one("#feed", Static).display = False
         self.refresh_picker()
+        self.query_one("#picker", OptionList).focus()
+        # The form's fields (a hundred widgets or more) mount after the first frame: the
+        # screen shows at once, the form a moment later (benchmarks/startup.py).
+        self.call_after_refresh(self._open_first_profile)
+
+    def _open_first_profile(self) -> None:
         readable = [
             e for e in self._entries.values() if isinstance(e, ProfileEntry) and not e.error
         ]
@@ -119,7 +125,6 @@ class ConfigureScreen(Screen[None]):
             self.query_one("#form-title", Static).update(
                 Text("No profiles found in " + ", ".join(map(str, self.lapp.profiles_dirs)))
             )
-        self.query_one("#picker", OptionList).focus()
 
     def refresh_picker(self) -> None:
         picker = self.query_one("#picker", OptionList)
