@@ -1,5 +1,6 @@
-"""The layers, read from the real imports: no circle, the core never imports the UI, the UI and
-the launcher never import torch, the workers never import the sweep layer.
+"""The layers, read from the real imports: no circle, no upward import between the floors, the
+core never imports the UI, the UI and the launcher never import torch, the workers never import
+the sweep layer.
 
 The rules name packages and prefixes, never a module list: a new module is covered by where it
 lives. The graph comes from the source (tests/import_graph.py); the last tests import the
@@ -34,6 +35,68 @@ SWEEP_LAYER = (*LAUNCHER, "larsbench.tui", "larsbench.doctor")
 TORCH_ALLOWED = {
     "larsbench.feed": "check_feed times the run's decode in `python -m larsbench.feed`",
 }
+
+
+# The floors, lowest first: a module imports (at any level) only modules of its own floor or
+# below. A module is on the floor of the longest prefix that names it; a module no prefix
+# names (a new top-level module) is on the lowest floor, until it needs to be placed higher.
+FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "data",
+        (
+            "larsbench",
+            "larsbench.events",
+            "larsbench.rundir",
+            "larsbench.format",
+            "larsbench.profile",
+            "larsbench.extras",
+            "larsbench.filelist",
+            "larsbench.gpu_reference",
+        ),
+    ),
+    (
+        "machine and plan",
+        (
+            "larsbench.telemetry",
+            "larsbench.plan",
+            "larsbench.optim",
+            "larsbench.reference",
+            "larsbench.runner_file",
+        ),
+    ),
+    (
+        "workers, launch, the fold",
+        ("larsbench.train", "larsbench.launch", "larsbench.live.fold", "larsbench.export"),
+    ),
+    ("results", ("larsbench.results", "larsbench.feed")),
+    ("views of results", ("larsbench.live", "larsbench.summary")),
+    ("sweep", ("larsbench.sweep",)),
+    ("front-end views", ("larsbench.headless", "larsbench.slurm", "larsbench.doctor")),
+    ("machine-readable progress", ("larsbench.json_progress",)),
+    ("front ends", ("larsbench.cli", "larsbench.tui")),
+)
+
+
+def floor_of(module: str) -> int:
+    """The floor a module lives on (the longest prefix naming it; the lowest when none)."""
+    best, floor = -1, 0
+    for number, (_, prefixes) in enumerate(FLOORS):
+        for prefix in prefixes:
+            if in_area(module, (prefix,)) and len(prefix) > best:
+                best, floor = len(prefix), number
+    return floor
+
+
+def upward_imports(graph: ImportGraph) -> list[str]:
+    """Imports, at any level, of a module on a higher floor than the importer's."""
+    bad = []
+    for imp in graph.imports:
+        target = graph.internal(imp.target)
+        if target is None or floor_of(target) <= floor_of(imp.importer):
+            continue
+        below, above = FLOORS[floor_of(imp.importer)][0], FLOORS[floor_of(target)][0]
+        bad.append(f"{imp.importer}:{imp.line} ({below}) imports {target} ({above})")
+    return bad
 
 
 def heavy_loaders(graph: ImportGraph) -> set[str]:
@@ -105,6 +168,7 @@ def workers_reaching_the_sweep_layer(graph: ImportGraph) -> list[str]:
 
 RULES = (
     circles,
+    upward_imports,
     ui_in_core,
     torch_at_start_up,
     torch_outside_workers,
@@ -201,6 +265,16 @@ def test_a_type_checking_circle_fails(tmp_path: Path) -> None:
     )
     graph = with_line(root, "larsbench.rundir", "def f():\n    import larsbench.results")
     assert any("larsbench.rundir" in c for c in circles(graph))
+
+
+def test_an_upward_import_fails(tmp_path: Path) -> None:
+    root = copy_of_the_package(tmp_path)
+    graph = with_line(root, "larsbench.plan.expand", "def f():\n    import larsbench.summary.rows")
+    assert [v for v in upward_imports(graph) if v.startswith("larsbench.plan.expand:")]
+    graph = with_line(root, "larsbench.newcore", "from larsbench.sweep import runner")
+    assert [v for v in upward_imports(graph) if v.startswith("larsbench.newcore:")]
+    assert floor_of("larsbench.live.fold") < floor_of("larsbench.results")
+    assert floor_of("larsbench.results") < floor_of("larsbench.live.run_state")
 
 
 def test_torch_at_the_launchers_start_up_fails(tmp_path: Path) -> None:
