@@ -9,12 +9,12 @@ alike; the table shows medians.
 - `python -c pass`: the interpreter's own start-up, the baseline.
 - `larsbench --help`: the console script (`python -m larsbench.cli --help` when the script is
   not installed next to this Python); until the process exits. Target: at most 5x the baseline.
-- `import larsbench.tui`: the app's imports alone (textual and the core), no target: the share
+- `import larsbench.tui.app`: the app's imports alone (textual and the core), no target: the share
   of the first paint that is imports.
 - first paint, pty: `larsbench` (the app, no folder: the configure screen) in a pseudo-terminal
   of 120x40, until its output first holds visible text (Textual's first frame, not only its
   mode-setting escapes); then its process group is killed. Target: at most 20x the baseline.
-- first paint, run_test: a subprocess that imports `larsbench.tui.make_app` and enters
+- first paint, run_test: a subprocess that imports `larsbench.tui.app.make_app` and enters
   `App.run_test()` (headless, 120x40), until it prints that the first screen is mounted. No
   target: it also waits for Textual's test harness; the pty case is the user's wait.
 
@@ -55,7 +55,7 @@ _ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=$ ]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b
 
 RUN_TEST = """
 import asyncio, sys
-from larsbench.tui import make_app
+from larsbench.tui.app import make_app
 
 async def main():
     app = make_app()
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         cases: dict[str, Callable[[], float]] = {
             BASELINE: lambda: time_exit([sys.executable, "-c", "pass"], cwd),
             "larsbench --help": lambda: time_exit([*larsbench, "--help"], cwd),
-            "import larsbench.tui": lambda: time_exit(
-                [sys.executable, "-c", "import larsbench.tui"], cwd
+            "import larsbench.tui.app": lambda: time_exit(
+                [sys.executable, "-c", "import larsbench.tui.app"], cwd
             ),
             "first paint, pty": lambda: time_first_paint(larsbench, cwd),
             "first paint, run_test": lambda: time_first_line(

@@ -215,7 +215,7 @@ def test_the_screens_reach_the_app_only_through_screen_host(graph: ImportGraph) 
 
     screens = [i for i in graph.imports if in_area(i.importer, ("larsbench.tui.screens",))]
     assert screens and not [i for i in screens if in_area(i.target, ("larsbench.tui.app",))]
-    from larsbench.tui import make_app
+    from larsbench.tui.app import make_app
 
     app = make_app(profiles_dirs=[ROOT / "profiles"])
     members = [n for n in vars(ScreenHost) if not n.startswith("_")]
@@ -335,7 +335,7 @@ def test_the_first_paint_loads_nothing_only_the_live_and_results_screens_use() -
     """The configure screen comes first: the plots, the trust and comparison widgets, the
     watcher and telemetry (psutil) load when the live or results screen does."""
     code = (
-        "import sys; from larsbench.tui import make_app\n"
+        "import sys; from larsbench.tui.app import make_app\n"
         "make_app()\n"
         "late = ('plotext', 'textual_plotext', 'psutil', 'larsbench.telemetry', 'matplotlib',"
         " 'larsbench.tui.screens.live', 'larsbench.tui.screens.results',"

@@ -17,7 +17,7 @@ LIVE = [
     *sorted(f"larsbench.live.{m.name}" for m in pkgutil.iter_modules(_LIVE_PATH)),
 ]
 
-# Pure modules still inside the app's package, which imports the app when it is imported.
+# The app's Textual-free models: they import plainly (the package's __init__ loads nothing).
 PURE = [
     "larsbench.tui.form",
     "larsbench.tui.tomltext",
@@ -38,7 +38,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_importing_the_app_does_not_import_torch() -> None:
-    loaded = loaded_after("import larsbench.tui; from larsbench.tui import make_app; make_app()")
+    loaded = loaded_after("from larsbench.tui.app import make_app; make_app()")
     assert "textual" in loaded
     assert "torch" not in loaded and "torchvision" not in loaded
     assert "matplotlib" not in loaded  # only summary.png needs it
@@ -53,18 +53,6 @@ def test_the_live_state_imports_neither_textual_nor_torch(module: str) -> None:
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_modules_do_not_import_textual(module: str) -> None:
-    # Importing the module imports its package (larsbench.tui) first, which is the app;
-    # load the file on its own so that only its own imports count.
-    code = (
-        "import importlib.util, sys, larsbench\n"
-        f"name = {module!r}\n"
-        "path = larsbench.__path__[0] + '/tui/' + name.rsplit('.', 1)[1] + '.py'\n"
-        "sys.modules['larsbench.tui'] = type(sys)('larsbench.tui')\n"
-        "sys.modules['larsbench.tui'].__path__ = [larsbench.__path__[0] + '/tui']\n"
-        "spec = importlib.util.spec_from_file_location(name, path)\n"
-        "mod = importlib.util.module_from_spec(spec); sys.modules[name] = mod\n"
-        "spec.loader.exec_module(mod)\n"
-    )
-    loaded = loaded_after(code)
+    loaded = loaded_after(f"import {module}")
     assert "textual" not in loaded, f"{module} pulls in textual"
     assert "torch" not in loaded

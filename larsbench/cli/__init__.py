@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_app(watch_dir: Path | None) -> int:
-    from larsbench.tui import run_app
+    from larsbench.tui.app import run_app
 
     run_app(watch_dir=watch_dir)
     return EXIT_OK

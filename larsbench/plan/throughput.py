@@ -21,7 +21,8 @@ def throughput_variant(p: Profile) -> Profile:
         update={
             "source": "synthetic",
             "loader": "torch",  # synthetic batches: no files to decode
-            "synthetic_train_images": p.train.batch_size * throughput_steps(p.train).synthetic_batches,
+            "synthetic_train_images": p.train.batch_size
+            * throughput_steps(p.train).synthetic_batches,
             "synthetic_val_images": p.train.batch_size,
         }
     )

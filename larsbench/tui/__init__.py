@@ -1,5 +1,5 @@
-"""The terminal app (Textual): configure, launch, watch and compare sweeps."""
+"""The terminal app (Textual): configure, launch, watch and compare sweeps (`tui/app.py`).
 
-from larsbench.tui.app import LarsbenchApp, make_app, run_app
-
-__all__ = ["LarsbenchApp", "make_app", "run_app"]
+This package's own import loads nothing: its Textual-free models (form, discover, compare,
+tomltext, runner_control) import without Textual (tests/test_tui_import.py).
+"""
