@@ -25,7 +25,8 @@ from larsbench.plan.machine import Machine
 from larsbench.rundir import SweepPaths, is_run_id, read_json
 from larsbench.runner_file import LOCK_FILE
 from larsbench.sweep.prepare import prepare_sweep
-from larsbench.tui.form import FIELDS, OPTIMIZER, ProfileForm
+from larsbench.tui.form import ProfileForm
+from larsbench.tui.form_fields import FIELDS, OPTIMIZER
 from larsbench.tui.watcher import SweepWatcher
 
 NOBODY = 65534

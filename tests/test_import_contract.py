@@ -333,13 +333,14 @@ def test_the_headless_modules_import_neither_textual_nor_torch(graph: ImportGrap
 
 def test_the_first_paint_loads_nothing_only_the_live_and_results_screens_use() -> None:
     """The configure screen comes first: the plots, the trust and comparison widgets, the
-    watcher and telemetry (psutil) load when the live or results screen does."""
+    watcher and telemetry (psutil) load when the live or results screen does, and the
+    profile models (pydantic) when the form fills, after the first frame."""
     code = (
         "import sys; from larsbench.tui.app import make_app\n"
         "make_app()\n"
         "late = ('plotext', 'textual_plotext', 'psutil', 'larsbench.telemetry', 'matplotlib',"
         " 'larsbench.tui.screens.live', 'larsbench.tui.screens.results',"
-        " 'larsbench.tui.watcher')\n"
+        " 'larsbench.tui.watcher', 'pydantic', 'larsbench.tui.form')\n"
         "print(' '.join(m for m in late if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,7 +14,8 @@ from larsbench.live.run_state import RunState
 from larsbench.live.series import Series
 from larsbench.live.trust_history import HEAT_COLUMNS, TrustHistory
 from larsbench.plan.machine import Machine
-from larsbench.tui.form import OPTIMIZER, ProfileForm, split_list
+from larsbench.tui.form import ProfileForm, split_list
+from larsbench.tui.form_fields import OPTIMIZER
 from larsbench.tui.tomltext import dump_profile, toml_value
 from larsbench.tui.watcher import LogTail, SweepWatcher
 

@@ -13,7 +13,6 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from larsbench.plan.machine import Machine
 from larsbench.rundir import SweepPaths, is_run_dir, is_sweep_dir
 from larsbench.runner_file import read_runner
 from larsbench.tui import runner_control
@@ -23,6 +22,7 @@ from larsbench.tui.screens.dialogs import HelpScreen, QuitDialog
 
 if TYPE_CHECKING:
     from larsbench.live.sweepview import SweepView
+    from larsbench.plan.machine import Machine
     from larsbench.tui.watcher import SweepUpdated, SweepWatcher
 
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
@@ -87,6 +87,8 @@ class LarsbenchApp(App[None]):
     def machine(self) -> Machine:
         """What `auto` resolves against in the preview (the node the app runs on)."""
         if self._machine is None:
+            from larsbench.plan.machine import Machine
+
             self._machine = Machine.here()
         return self._machine
 

@@ -29,13 +29,14 @@ from larsbench.profile.errors import ConfigError
 from larsbench.profile.files import read_profile_file
 from larsbench.tui import runner_control
 from larsbench.tui.discover import ProfileEntry, SweepEntry, find_profiles, find_sweeps
-from larsbench.tui.form import EXTRA, FIELDS, FormResult, ProfileForm
+from larsbench.tui.form_fields import EXTRA, FIELDS
 from larsbench.tui.screens.configure_fields import field_id, field_widgets
 from larsbench.tui.screens.configure_preview import PREVIEW_COLUMNS, fill_preview
 from larsbench.tui.screens.dialogs import ConfirmDialog, NameDialog
 from larsbench.tui.tomltext import dump_profile
 
 if TYPE_CHECKING:
+    from larsbench.tui.form import FormResult, ProfileForm
     from larsbench.tui.host import ScreenHost
 
 VALIDATE_DELAY = 0.15  # seconds of typing pause before the form is validated again
@@ -162,6 +163,8 @@ class ConfigureScreen(Screen[None]):
             title.update(Text(str(err), style="bold red"))
             return
         self.profile_path = path
+        from larsbench.tui.form import ProfileForm  # the profile models: after the first frame
+
         self.form = ProfileForm(raw, self.lapp.machine)
         name = str(raw.get("name") or path.stem)
         t = Text()

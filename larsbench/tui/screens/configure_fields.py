@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from larsbench.tui.form import FIELDS, FieldSpec, ProfileForm
+from larsbench.tui.form_fields import FIELDS, FieldSpec
+
+if TYPE_CHECKING:
+    from larsbench.tui.form import ProfileForm
 
 
 def field_id(key: str) -> str:

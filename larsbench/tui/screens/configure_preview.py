@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
-from larsbench.tui.form import FormResult, PreviewRow, lr_text
+from larsbench.format import num
+
+if TYPE_CHECKING:
+    from larsbench.tui.form import FormResult, PreviewRow
 
 PREVIEW_COLUMNS = ("run", "batch", "ranks x /rank", "lr", "optimizer", "tc", "epochs", "steps/ep")
 
@@ -30,7 +35,7 @@ def preview_cells(r: PreviewRow) -> tuple[str | Text, ...]:
         r.run_id,
         Text(str(r.batch_size), justify="right"),
         Text(f"{r.world_size} x {r.per_rank_batch}", justify="right"),
-        Text(lr_text(r.lr), justify="right"),
+        Text(num(r.lr, ".4g"), justify="right"),
         r.optimizer,
         Text(f"{r.trust_coefficient:g}" if r.trust_coefficient is not None else ""),
         Text(str(r.epochs), justify="right"),
