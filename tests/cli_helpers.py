@@ -25,6 +25,13 @@ def larsbench(*args: str, **kw: object) -> subprocess.Popen[str]:
     )
 
 
+def smoke_run(out: Path, *args: str, **kw: object) -> subprocess.Popen[str]:
+    """`larsbench run --profile profiles/smoke.toml --out OUT --no-telemetry ARGS...`."""
+    return larsbench(
+        "run", "--profile", str(SMOKE), "--out", str(out), "--no-telemetry", *args, **kw
+    )
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str]:
     out, _ = proc.communicate(timeout=timeout)
     return proc.returncode, out

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import SMOKE, alive, finish, first_step_pids, larsbench, wait_for
+from cli_helpers import SMOKE, alive, finish, first_step_pids, larsbench, smoke_run, wait_for
 
 from larsbench.events import read_events
 from larsbench.rundir import SweepPaths, read_json
@@ -71,13 +71,8 @@ def test_smoke_sweep_writes_every_file_and_a_rerun_skips_completed_runs(tmp_path
 
 def test_a_killed_rank_fails_its_run_and_the_sweep_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "kill"
-    proc = larsbench(
-        "run",
-        "--profile",
-        str(SMOKE),
-        "--out",
-        str(out),
-        "--no-telemetry",
+    proc = smoke_run(
+        out,
         "--set",
         "train.epochs=3",
         "--set",
@@ -124,13 +119,8 @@ def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Pat
     assert read_json(sweep.runner)["state"] == "stopped"
     # A stopped sweep is resumable: the same command runs what is left.
     code, log = finish(
-        larsbench(
-            "run",
-            "--profile",
-            str(SMOKE),
-            "--out",
-            str(out),
-            "--no-telemetry",
+        smoke_run(
+            out,
             "--set",
             "train.epochs=5",
             "--set",
@@ -146,13 +136,8 @@ def test_sigint_stops_the_sweep_and_every_child_within_ten_seconds(tmp_path: Pat
 
 def test_sigusr1_stops_only_the_current_run(tmp_path: Path) -> None:
     out = tmp_path / "skip"
-    proc = larsbench(
-        "run",
-        "--profile",
-        str(SMOKE),
-        "--out",
-        str(out),
-        "--no-telemetry",
+    proc = smoke_run(
+        out,
         "--set",
         "train.epochs=5",
         "--set",
@@ -172,13 +157,8 @@ def test_compiled_model_and_folded_larc_train_and_report_their_compile(tmp_path:
     before the clock (compile events), and the run trains and evaluates as any other."""
     out = tmp_path / "compiled"
     code, log = finish(
-        larsbench(
-            "run",
-            "--profile",
-            str(SMOKE),
-            "--out",
-            str(out),
-            "--no-telemetry",
+        smoke_run(
+            out,
             "--set",
             "train.epochs=1",
             "--set",
@@ -211,13 +191,8 @@ def test_compiled_model_and_folded_larc_train_and_report_their_compile(tmp_path:
 def test_bf16_with_accumulation_trains_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     out = tmp_path / "bf16"
     code, log = finish(
-        larsbench(
-            "run",
-            "--profile",
-            str(SMOKE),
-            "--out",
-            str(out),
-            "--no-telemetry",
+        smoke_run(
+            out,
             "--set",
             'train.amp="bf16"',
             "--set",

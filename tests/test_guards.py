@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT, SMOKE, finish, first_step_pids, larsbench, wait_for
+from cli_helpers import ROOT, SMOKE, finish, first_step_pids, smoke_run, wait_for
 
 from larsbench.events import SourcedEvent
 from larsbench.plan.machine import Machine
@@ -121,13 +121,8 @@ def test_a_loss_that_explodes_without_nan_is_diverged_by_the_explosion_guard(
 ) -> None:
     out = tmp_path / "explode"
     code, log = finish(
-        larsbench(
-            "run",
-            "--profile",
-            str(SMOKE),
-            "--out",
-            str(out),
-            "--no-telemetry",
+        smoke_run(
+            out,
             *SGD_BS64,
             "--set",
             "train.epochs=2",
@@ -163,13 +158,8 @@ def test_a_rank_frozen_with_sigstop_is_flagged_stalled_within_the_threshold(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "stall"
-    proc = larsbench(
-        "run",
-        "--profile",
-        str(SMOKE),
-        "--out",
-        str(out),
-        "--no-telemetry",
+    proc = smoke_run(
+        out,
         "--stall-seconds",
         "3",
         *SGD_BS64,

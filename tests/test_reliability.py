@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import SMOKE, finish, first_step_pids, larsbench, wait_for
+from cli_helpers import SMOKE, finish, first_step_pids, larsbench, smoke_run, wait_for
 from torch import nn
 
 from larsbench.events import read_events
@@ -207,13 +207,8 @@ def test_a_stop_with_loader_workers_resumes_mid_epoch_with_nothing_lost(tmp_path
 @pytest.mark.slow
 def test_a_dead_rank_is_restarted_by_torchrun_and_the_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "restart"
-    proc = larsbench(
-        "run",
-        "--profile",
-        str(SMOKE),
-        "--out",
-        str(out),
-        "--no-telemetry",
+    proc = smoke_run(
+        out,
         "--set",
         "train.epochs=3",
         "--set",
@@ -236,13 +231,8 @@ def test_a_dead_rank_is_restarted_by_torchrun_and_the_run_resumes(tmp_path: Path
 def test_a_forced_nan_marks_the_run_diverged_and_the_sweep_goes_on(tmp_path: Path) -> None:
     out = tmp_path / "nan"
     code, log = finish(
-        larsbench(
-            "run",
-            "--profile",
-            str(SMOKE),
-            "--out",
-            str(out),
-            "--no-telemetry",
+        smoke_run(
+            out,
             "--set",
             "train.epochs=2",
             "--set",
