@@ -37,3 +37,13 @@ def test_no_function_of_the_training_side_is_over_60_lines() -> None:
                 if lines > 60:
                     long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, long
+
+
+def test_no_module_of_the_package_is_over_400_lines() -> None:
+    """A module over ~400 lines is probably two (../shared/STYLE.md, issue 16)."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "larsbench").rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}
