@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from larsbench.events import SourcedEvent
 from larsbench.plan.expand import expand
 from larsbench.plan.machine import Machine
 from larsbench.plan.run import RunConfig
+from larsbench.profile.files import profile_tables
 from larsbench.profile.loading import parse_profile
 from larsbench.profile.overrides import apply_overrides
 from larsbench.results import RunResult
@@ -48,7 +48,7 @@ def doctor_plan(
     by `sweep` (ConfigError if bad)."""
     source = f"{base.profile_path} (doctor)"
     settings = [*base.overrides, *LOCAL, *overrides]
-    raw = apply_overrides(tomllib.loads(base.profile_text), settings, source)
+    raw = apply_overrides(profile_tables(base.profile_text, source), settings, source)
     raw["sweep"] = sweep
     profile = parse_profile(raw, source)
     settings += [(f"sweep.{k}", v) for k, v in sweep.items()]

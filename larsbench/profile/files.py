@@ -35,20 +35,26 @@ def read_profile_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]
             f"{path}: not UTF-8 text (byte {err.start}: {data[err.start : err.start + 1]!r}); "
             "a profile is a UTF-8 TOML file"
         ) from None
+    return text, profile_tables(text, path)
+
+
+def profile_tables(text: str, source: str | os.PathLike[str]) -> dict[str, Any]:
+    """A profile's text as TOML tables; ConfigError naming `source` when it is empty, not
+    TOML, or nested too deeply."""
     if not text.strip():
-        raise ConfigError(f'{path}: empty; a profile needs at least name = "..."')
+        raise ConfigError(f'{source}: empty; a profile needs at least name = "..."')
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     if _depth(raw) > PROFILE_MAX_DEPTH:
         raise ConfigError(
-            f"{path}: tables nested more than {PROFILE_MAX_DEPTH} deep; a profile has "
+            f"{source}: tables nested more than {PROFILE_MAX_DEPTH} deep; a profile has "
             "sections (launch, model, data, train, optimizer, sweep) holding keys"
         )
-    return text, raw
+    return raw
 
 
 PROFILE_MAX_DEPTH = 8  # [sweep] optimizer = [{...}] is 3 deep
