@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from larsbench.plan.machine import Machine
     from larsbench.tui.watcher import SweepUpdated, SweepWatcher
 
+# Textual paints on a timer (at most 60 frames a second): the configure form waits this long
+# after the first frame is ready, so that the frame is on the terminal before the form builds.
+FORM_AFTER_FIRST_FRAME = 0.04  # seconds
 POLL_INTERVAL = 1.0  # seconds between reads of the watched folder: at most 1 UI update/s
 
 
@@ -82,6 +85,7 @@ class LarsbenchApp(App[None]):
         self.watcher: SweepWatcher | None = None
         self.view: SweepView | None = None
         self.launched: subprocess.Popen[bytes] | None = None
+        self.first_frame_shown = False
 
     @property
     def machine(self) -> Machine:
@@ -91,6 +95,12 @@ class LarsbenchApp(App[None]):
 
             self._machine = Machine.here()
         return self._machine
+
+    def on_ready(self) -> None:
+        """Textual's first frame is on the terminal: the configure form may fill now."""
+        self.first_frame_shown = True
+        if isinstance(self.screen, ConfigureScreen):
+            self.screen.set_timer(FORM_AFTER_FIRST_FRAME, self.screen.open_form)
 
     def on_mount(self) -> None:
         if self.initial_watch is not None:

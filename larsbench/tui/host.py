@@ -18,6 +18,7 @@ class ScreenHost(Protocol):
     profiles_dirs: list[Path]  # where the configure screen lists profiles; the first saves
     runs_dir: Path  # where launched sweeps go and recent ones are listed
     clock: Callable[[], float]  # wall clock (fixed in tests): sweep folder names
+    first_frame_shown: bool  # Textual's first frame is on the terminal (events.Ready)
 
     @property
     def machine(self) -> Machine:
