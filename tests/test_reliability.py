@@ -176,14 +176,17 @@ def test_stop_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path: Pa
 def test_a_stop_with_loader_workers_resumes_mid_epoch_with_nothing_lost(tmp_path: Path) -> None:
     # Loader workers that got the stop's SIGTERM died, and their ranks with them, before the
     # stop checkpoint; the stop also waited for a report (here only at the epoch's end).
-    common = ["run", "--profile", str(SMOKE), "--no-telemetry", *SGD_BS64]
+    # Batch 16: 89 steps an epoch, so that the stop, a few steps after the first report,
+    # lands mid-epoch even on a fast machine (at batch 64 the 22 steps could all be done).
+    sgd_bs16 = ["--set", 'sweep.optimizer=[{name="sgd"}]', "--set", "sweep.train.batch_size=[16]"]
+    common = ["run", "--profile", str(SMOKE), "--no-telemetry", *sgd_bs16]
     common += ["--set", "train.epochs=2", "--set", "data.workers=2", "--set", "train.log_every=2"]
     code, log = finish(larsbench(*common, "--out", str(tmp_path / "straight")))
     assert code == 0, log
 
     out = tmp_path / "stopped"
     proc = larsbench(*common, "--out", str(out))
-    run_dir = out / "bs64-sgd"
+    run_dir = out / "bs16-sgd"
     wait_for(lambda: "step" in kinds(run_dir))
     proc.send_signal(signal.SIGINT)
     code, log = finish(proc, timeout=60)
@@ -200,7 +203,7 @@ def test_a_stop_with_loader_workers_resumes_mid_epoch_with_nothing_lost(tmp_path
         e for e in read_events(run_dir / "events" / "rank0.jsonl") if e["kind"] == "resume"
     )
     assert (resume["epoch"], resume["epoch_step"]) == (saved["epoch"], saved["epoch_step"])
-    a, b = final_weights(tmp_path / "straight" / "bs64-sgd"), final_weights(run_dir)
+    a, b = final_weights(tmp_path / "straight" / "bs16-sgd"), final_weights(run_dir)
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
