@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from larsbench.events import iter_kind, read_events
 from larsbench.format import two_figures
 from larsbench.gpu_reference import reference_speed
 
@@ -148,16 +149,9 @@ def throughput_demand(throughput_dir: Path, run: RunConfig) -> tuple[float, str]
     if not throughput_dir.is_dir():
         return None
     for events in sorted(throughput_dir.glob("*/events/rank0.jsonl")):
-        start, measured = None, None
-        try:
-            for line in events.read_text(encoding="utf-8").splitlines():
-                event = json.loads(line)
-                if event.get("kind") == "run_start":
-                    start = event
-                elif event.get("kind") == "throughput":
-                    measured = event
-        except (OSError, ValueError):
-            continue
+        found = read_events(events)  # the one reader; damaged lines are skipped there
+        start = next(reversed(list(iter_kind(found, "run_start"))), None)
+        measured = next(reversed(list(iter_kind(found, "throughput"))), None)
         if start is None or measured is None:
             continue
         if (
