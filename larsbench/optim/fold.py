@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from larsbench.optim.kernels import FoldedCall, SgdHyper
+from larsbench.optim.kernels import FoldedCall, SgdHyper, dense_grads
 from larsbench.optim.trust_stats import TrustStatsBuilder
 
 
@@ -54,12 +54,7 @@ class FoldedSgdStep:
                 dampening=float(group["dampening"]),
                 nesterov=bool(group["nesterov"]),
             )
-            for k, param in enumerate(group["params"]):
-                grad = param.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
-                    raise ValueError("LARC does not support sparse gradients")
+            for k, param, grad in dense_grads(group["params"]):
                 key = (param.device, param.dtype, grad.dtype, hyper)
                 call = calls.setdefault(key, FoldedCall(hyper))
                 buf = None if ahead else state.get(param, {}).get("momentum_buffer")

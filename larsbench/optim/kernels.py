@@ -8,7 +8,7 @@ dtypes (see ``bucketed``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,18 @@ class Bucket:
     params: list[Tensor] = field(default_factory=list)
     grads: list[Tensor] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
+
+
+def dense_grads(params: list[Tensor]) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """(index in the group, parameter, gradient) of each parameter that has a gradient;
+    a sparse gradient is an error (LARC's norms and updates are dense)."""
+    for k, param in enumerate(params):
+        grad = param.grad
+        if grad is None:
+            continue
+        if grad.is_sparse:
+            raise ValueError("LARC does not support sparse gradients")
+        yield k, param, grad
 
 
 def bucketed(items: Iterable[tuple[int, Tensor, Tensor]]) -> list[Bucket]:

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from larsbench.optim.fold import FactorOptions, FoldedSgdStep, check_foldable
-from larsbench.optim.kernels import Bucket, PendingUpdates, bucketed, l2_norms
+from larsbench.optim.kernels import Bucket, PendingUpdates, bucketed, dense_grads, l2_norms
 from larsbench.optim.trust_stats import TrustRatioStats, TrustStatsBuilder
 
 ExcludeFn = Callable[[Tensor], bool]
@@ -275,12 +275,7 @@ class LARC(Optimizer):
                 raise ValueError("LARC does not support maximize=True")
             adapted: list[tuple[int, Tensor, Tensor]] = []
             excluded: list[tuple[int, Tensor, Tensor]] = []
-            for k, param in enumerate(group["params"]):
-                grad = param.grad
-                if grad is None:
-                    continue
-                if grad.is_sparse:
-                    raise ValueError("LARC does not support sparse gradients")
+            for k, param, grad in dense_grads(group["params"]):
                 item = (offset + k, param, grad)
                 (excluded if self._excluded(param) else adapted).append(item)
             offset += len(group["params"])
