@@ -18,12 +18,19 @@ DALI thread (dali). The candidates:
 - dali/cpu (dali/mixed on a GPU): the `data.loader = "dali"` pipeline, one thread: decode with
   random crop, resize, flip, normalize (on a GPU: nvJPEG, the output on the device).
 
+- (hand-over only): blank uint8 crops through the same single-worker DataLoader, no decoding:
+  what fetching, collating into fresh shared memory and the queue cost on their own (the
+  floor under every worker-process path; not a candidate for the target).
+
 They take turns (A B C D E, E D C B A, ...), each block one pass over the images after an
 untimed warm-up pass. Reported per candidate: img/s of the one worker (wall), and its CPU ms
-per image (user+sys, psutil: of the worker process, or of this process where DALI's threads
-run), which a busy machine disturbs less (img/s/core = 1000 / that). The cores needed to feed
-8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU s/img (and, from wall img/s, 8 x rate /
-img/s per worker).
+per image (user+sys: of the worker process, from psutil, plus this process's, which receives
+the batches as a training rank would; for dali this process's alone, where DALI's threads
+run), which a busy machine disturbs less (img/s/core = 1000 / that); "(rank)" is this
+process's part. The cores needed to feed 8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU
+s/img (and, from wall img/s, 8 x rate / img/s per worker). Then the torchvision path's parts,
+timed in this process on one thread (decode_jpeg; larsbench's training transform on the
+decoded tensor), added to the hand-over: how close to 0.5 any worker-process path can get.
 
 The default 2,600 img/s per GPU is an assumption of the order of the published ResNet50 AMP
 training rates of an A100-class card: NVIDIA DeepLearningExamples' ResNet50 v1.5 PyTorch README
@@ -47,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
+from _pipeline_parts import part_table
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -126,6 +134,23 @@ class FloatImages(Dataset):
         return self.to_float(image), label
 
 
+class HandOverOnly(Dataset):
+    """Blank uint8 crops, no decoding: what the DataLoader's hand-over alone costs (fetch,
+    collate into fresh shared memory, the queue), the floor under every worker-process path."""
+
+    def __init__(self, length: int, size: int) -> None:
+        self.length, self.blank = length, torch.zeros(3, size, size, dtype=torch.uint8)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.blank.clone(), 0
+
+
+HAND_OVER = "(hand-over only)"
+
+
 def loaders(root: Path, size: int, batch: int) -> dict[str, object]:
     """Per candidate, larsbench's training set of the tree behind one single-worker,
     persistent DataLoader (torch), or one DALI pipeline of one thread (dali)."""
@@ -133,7 +158,10 @@ def loaders(root: Path, size: int, batch: int) -> dict[str, object]:
     for decoder in ("pil", "torchvision"):
         run = run_config(root, size, batch, decoder=decoder)
         train = build_data(run).train
-        for name, dataset in ((f"{decoder}/float32", FloatImages(train)), (decoder, train)):
+        candidates = [(f"{decoder}/float32", FloatImages(train)), (decoder, train)]
+        if decoder == "torchvision":
+            candidates.append((HAND_OVER, HandOverOnly(len(train), size)))
+        for name, dataset in candidates:
             out[name] = DataLoader(
                 dataset,
                 batch_size=batch,
@@ -174,13 +202,14 @@ def worker_cpu_seconds() -> dict[int, float]:
 
 
 def own_cpu_seconds() -> float:
-    t = psutil.Process().cpu_times()
-    return t.user + t.system
+    """CPU seconds of this process, all its threads (clock_gettime: finer than /proc's ticks)."""
+    return time.process_time()
 
 
-def timed_pass(loader: object) -> tuple[float, float]:
-    """(img/s, CPU ms per image) of one pass over the data set: the worker processes' CPU
-    time (torch), or this process's, where DALI's threads run (dali)."""
+def timed_pass(loader: object) -> tuple[float, float, float]:
+    """(img/s, CPU ms per image, of which this process's) of one pass over the data set: the
+    worker process's CPU time plus this process's (torch: receiving the batch from shared
+    memory, what a rank pays), or this process's alone, where DALI's threads run (dali)."""
     before, own = worker_cpu_seconds(), own_cpu_seconds()
     started = time.perf_counter()
     images = 0
@@ -189,13 +218,13 @@ def timed_pass(loader: object) -> tuple[float, float]:
     if GPU:
         torch.cuda.synchronize()
     wall = time.perf_counter() - started
-    if isinstance(loader, DaliPass):
-        cpu = own_cpu_seconds() - own
-    else:
+    rank = own_cpu_seconds() - own
+    cpu = rank
+    if not isinstance(loader, DaliPass):
         after = worker_cpu_seconds()
         # Only the worker that served this pass moved (the other loaders' workers sleep).
-        cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
-    return images / wall, 1e3 * cpu / images
+        cpu += sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    return images / wall, 1e3 * cpu / images, 1e3 * rank / images
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,16 +257,20 @@ def main(argv: list[str] | None = None) -> None:
             timed_pass(found[name])
         speeds: dict[str, list[float]] = {name: [] for name in names}
         cpu_ms: dict[str, list[float]] = {name: [] for name in names}
+        rank_ms: dict[str, list[float]] = {name: [] for name in names}
         loads = []
         for rep in range(args.reps):
             for name in names if rep % 2 == 0 else names[::-1]:
-                ips, ms = timed_pass(found[name])
+                ips, ms, rank = timed_pass(found[name])
                 speeds[name].append(ips)
                 cpu_ms[name].append(ms)
+                rank_ms[name].append(rank)
             loads.append(os.getloadavg()[0])
             shown = ", ".join(f"{n} {speeds[n][-1]:.1f}" for n in names)
             print(f"  rep {rep + 1}/{args.reps}: {shown} img/s", flush=True)
         del found
+        train = build_data(run_config(root, args.size, args.batch, decoder="torchvision")).train
+        parts = part_table(train, args.size, args.batch)
 
     print(
         f"\n{platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}, "
@@ -248,24 +281,46 @@ def main(argv: list[str] | None = None) -> None:
     base = statistics.median(cpu_ms["pil/float32"])
     print(
         f"{'path':<20} {'img/s/worker':>12} {'min':>7} {'max':>7} {'CPU ms/img':>10} "
-        f"{'vs pil/f32':>10} {'img/s/core':>10} {'cores for 8 GPUs':>16} {'(from wall)':>11}"
+        f"{'(rank)':>6} {'vs pil/f32':>10} {'img/s/core':>10} {'cores for 8 GPUs':>16} "
+        f"{'(from wall)':>11}"
     )
     for name in names:
         ips, ms = statistics.median(speeds[name]), statistics.median(cpu_ms[name])
+        rank = statistics.median(rank_ms[name])
         print(
             f"{name:<20} {ips:>12.1f} {min(speeds[name]):>7.1f} {max(speeds[name]):>7.1f} "
-            f"{ms:>10.2f} {ms / base:>10.2f} {1e3 / ms:>10.0f} {need * ms / 1e3:>16.0f} "
-            f"{need / ips:>11.0f}"
+            f"{ms:>10.2f} {rank:>6.2f} {ms / base:>10.2f} {1e3 / ms:>10.0f} "
+            f"{need * ms / 1e3:>16.0f} {need / ips:>11.0f}"
         )
     print(
         f"cores for 8 GPUs: 8 x {args.gpu_rate:,.0f} img/s = {need:,.0f} img/s x CPU s/img "
-        "(one worker process per core, decoding and augmenting only)"
+        "(one worker process per core, decoding and augmenting only); (rank): of the CPU "
+        "ms, what the training process spends (receiving batches; all of it for dali)"
     )
-    cpu_paths = [n for n in names if n != "dali/mixed"]
+    cpu_paths = [n for n in names if n not in ("dali/mixed", HAND_OVER)]
     best = min(cpu_paths, key=lambda n: statistics.median(cpu_ms[n]))
     ratios = [t / p for t, p in zip(speeds["torchvision"], speeds["pil"], strict=True)]
     ratio = statistics.median(ratios)
     verdict = "clear win" if ratio >= CLEAR_WIN else f"below {CLEAR_WIN}: no clear win"
+    parts["hand-over (DataLoader worker -> rank)"] = statistics.median(cpu_ms[HAND_OVER])
+    print("\nparts, CPU ms per image (this process, one thread; hand-over: as above)")
+    for part, ms in parts.items():
+        print(f"  {part:<44} {ms:>6.2f} {ms / base:>6.2f} of pil/float32")
+    floors = {
+        "worker-process floor (decode_jpeg + crop+flip + hand-over)": (
+            "decode_jpeg (read_file + decode, full image)",
+            "crop+flip (larsbench's transform, torch)",
+            "hand-over (DataLoader worker -> rank)",
+        ),
+        "in-process floor (dali ROI decode + torch crop+flip)": (
+            "dali: decode with random crop (ROI)",
+            "crop+flip (larsbench's transform, torch)",
+        ),
+    }
+    for floor, summands in floors.items():
+        if all(part in parts for part in summands):
+            ms = sum(parts[part] for part in summands)
+            print(f"  {floor:<60} {ms:.2f} ({ms / base:.2f} of pil/float32)")
     print(f"torchvision/pil img/s per worker (median of {args.reps}): {ratio:.2f} ({verdict})")
     share = statistics.median(cpu_ms[best]) / base
     target = "meets" if share <= HALF else "misses"
