@@ -78,11 +78,12 @@ def feed_verdict(
             demand_images_per_sec = ref.per_gpu_at_8 * gpus
             demand_source = f"{ref.source}: {ref.gpu}, {ref.precision}"
     if demand_images_per_sec is None:
-        why = (
-            f"no published figure for {gpu_label} with amp {amp!r}"
-            if gpus > 0
-            else "no GPU and no throughput run"
-        )
+        if gpus == 0:
+            why = "no GPU and no throughput run"
+        elif not gpu_name:
+            why = "no GPU visible here to look its published speed up"
+        else:
+            why = f"no published figure for {gpu_label} with amp {amp!r}"
         sentence = (
             f"{supply_text}; the demand is unknown ({why}): "
             "run `larsbench run --throughput` on this profile to measure it."
@@ -282,14 +283,35 @@ def feed_key(run: RunConfig) -> tuple[object, ...]:
     return (loader_label(run), d.path, d.image_size, d.workers, run.nproc_per_node, run.train.amp)
 
 
+def gpu_decoder_absent(run: RunConfig, visible_gpus: int | None = None) -> str | None:
+    """Why the run's decoder cannot be timed on this host: DALI's `mixed` decoder with no GPU
+    visible (a dry run on a cluster's login node); None when it can."""
+    if loader_label(run) != "dali/mixed":
+        return None
+    if visible_gpus is None:
+        from larsbench.telemetry.nvml import visible_gpu_count
+
+        visible_gpus = visible_gpu_count()
+    if visible_gpus > 0:
+        return None
+    return (
+        'not timed here: data.loader = "dali" on launch.device = "cuda" decodes on the GPU '
+        "(nvJPEG) and no GPU is visible on this host; run the dry run, or `larsbench doctor`, "
+        "on a GPU node"
+    )
+
+
 def check_feed_apart(
     run: RunConfig, sweep_dir: Path | None, throughput_dir: Path | None, timeout: float = 300
 ) -> FeedCheck | str:
     """check_feed in a short-lived subprocess (python -m larsbench.feed); a str says why no
-    verdict came back."""
+    verdict came back (gpu_decoder_absent: not started at all)."""
     import subprocess
     import sys
     import tempfile
+
+    if (absent := gpu_decoder_absent(run)) is not None:
+        return absent
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(run.to_dict(), f)

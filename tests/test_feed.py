@@ -14,8 +14,10 @@ from PIL import Image
 from larsbench.feed import (
     FeedCheck,
     check_feed,
+    check_feed_apart,
     feed_markdown,
     feed_verdict,
+    gpu_decoder_absent,
     loader_cores,
     throughput_demand,
 )
@@ -76,6 +78,9 @@ def test_an_unknown_gpu_leaves_the_demand_unknown() -> None:
     assert check.demand_images_per_sec is None and check.bound_ratio is None
     assert check.demand_source == "unknown" and check.ok
     assert "no published figure for H200" in check.sentence
+    unnamed = feed_verdict("torch/pil", 150.0, 64, 8, None, "fp16")  # a cuda run, no GPU here
+    assert unnamed.demand_images_per_sec is None
+    assert "no GPU visible here" in unnamed.sentence and "GPU with amp" not in unnamed.sentence
 
 
 def run_for(root: Path, **data: object):
@@ -116,6 +121,24 @@ def test_check_feed_times_the_real_files(tmp_path: Path, decoder: str) -> None:
     assert check.supply_images_per_sec == pytest.approx(2 * check.per_core_images_per_sec)
     assert check.demand_source == "unknown"  # a CPU run without a throughput run
     assert (tmp_path / "sweep" / "filelists").is_dir()
+
+
+def test_the_gpu_decoder_is_not_timed_where_no_gpu_is_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cuda profile with the dali loader, dry-run on a node without GPUs (a login node):
+    a plain reason instead of CUDA's "Found no NVIDIA driver" from the timing subprocess."""
+    write_jpegs(tmp_path)
+    gpu_run = run_for(tmp_path, loader="dali", workers=1)
+    gpu_run = replace(gpu_run, device="cuda")
+    monkeypatch.setattr("larsbench.telemetry.nvml.visible_gpu_count", lambda: 0)
+    reason = check_feed_apart(gpu_run, None, None)
+    assert isinstance(reason, str) and reason.startswith("not timed here")
+    assert 'data.loader = "dali"' in reason and "no GPU is visible" in reason
+    assert gpu_decoder_absent(gpu_run, visible_gpus=8) is None  # the GPU node times it
+    cpu_run = run_for(tmp_path, loader="dali", workers=1)  # DALI's CPU operators: timed here
+    assert gpu_decoder_absent(cpu_run, visible_gpus=0) is None
+    assert gpu_decoder_absent(replace(gpu_run, data=run_for(tmp_path).data), 0) is None
 
 
 def test_a_throughput_run_of_the_same_profile_gives_the_demand(tmp_path: Path) -> None:
