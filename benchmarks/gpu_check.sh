@@ -6,10 +6,13 @@
 # It runs exactly this command, from the repository root, and keeps its table and JSON in $OUT:
 #
 #   python3 -m larsbench.cli doctor --profile profiles/seed-throughput.toml \
-#       --set launch.nproc_per_node=auto --set data.source=synthetic --json $OUT/doctor.json
+#       --set launch.nproc_per_node=auto --set data.source=synthetic --set data.loader=torch \
+#       --json $OUT/doctor.json
 #
 # seed-throughput is the 8-GPU fp16 ResNet50 profile; `auto` takes the GPUs this node has and
-# synthetic data stands in for the ImageNet folder a bare machine lacks. Python packages that
+# synthetic data stands in for the ImageNet folder a bare machine lacks. Synthetic batches go
+# through no decoder, so the loader is torch's: the profile's DALI reads image files only, and
+# the lent H200 has no DALI (its 199 MB wheel is over the 64 MiB a device call carries). Python packages that
 # the machine lacks and cannot fetch (pydantic on the lent H200s) come from wheels in .whl/
 # when that folder exists (docs/doctor.md says how to fill it). Exit status: the doctor's.
 set -euo pipefail
@@ -27,7 +30,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader
 status=0
 "$PY" -m larsbench.cli doctor --profile profiles/seed-throughput.toml \
-  --set launch.nproc_per_node=auto --set data.source=synthetic --json "$OUT/doctor.json" \
+  --set launch.nproc_per_node=auto --set data.source=synthetic --set data.loader=torch \
+  --json "$OUT/doctor.json" \
   2>&1 | tee "$OUT/doctor.txt" || status=$?
 echo "== gpu_check: doctor exit $status; table $OUT/doctor.txt, verdicts $OUT/doctor.json"
 exit "$status"
