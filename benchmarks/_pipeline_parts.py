@@ -4,8 +4,9 @@ Each part runs in this process on one thread over the same files (`time.process_
 untimed pass): torchvision's decode_jpeg of the full image, larsbench's training transform
 (RandomResizedCrop + flip) on the decoded uint8 tensor, and, with DALI installed, DALI's CPU
 decode with a random crop (ROI decoding: only the crop's part of the image is decoded) alone and
-followed by DALI's CPU resize, with and without antialiasing. Their sums tell how close to half
-of pil/float32's CPU time a path built from them can get.
+followed by DALI's CPU resize, with and without antialiasing; on CUDA, torchvision's nvJPEG
+decode on the GPU (its CPU side, and its img/s). Their sums tell how close to half of
+pil/float32's CPU time a path built from them can get.
 """
 
 from __future__ import annotations
@@ -44,6 +45,31 @@ def torch_parts(train: Dataset) -> dict[str, float]:
             len(paths),
         ),
     }
+
+
+def nvjpeg_part(train: Dataset, batch: int) -> tuple[float, float]:
+    """(CPU ms per image, img/s) of decoding on the GPU: torchvision's decode_jpeg with
+    device="cuda" (nvJPEG, the library DALI's `mixed` decoder drives) on lists of `batch`
+    files' bytes, as its documentation advises; img/s from the synchronized wall time. CUDA
+    only: where DALI cannot be installed (the lent H200), the one measure of what GPU
+    decoding leaves on the CPU."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    paths = [path for path, _ in train.samples]  # type: ignore[attr-defined]
+    data = [read_file(p) for p in paths]
+    chunks = [data[k : k + batch] for k in range(0, len(data), batch)]
+
+    def one_pass() -> None:
+        for chunk in chunks:
+            decode_jpeg(chunk, mode=ImageReadMode.RGB, device="cuda")
+        torch.cuda.synchronize()
+
+    one_pass()
+    started = time.perf_counter()
+    ms = cpu_ms(one_pass, len(data))
+    wall = (time.perf_counter() - started) / (PASSES + 1)  # cpu_ms makes PASSES + 1 passes
+    return ms, len(data) / wall
 
 
 def dali_pipeline(resize: str, size: int, batch: int):  # type: ignore[no-untyped-def]
@@ -102,9 +128,17 @@ def dali_parts(train: Dataset, size: int, batch: int) -> dict[str, float]:
     }
 
 
-def part_table(train: Dataset, size: int, batch: int) -> dict[str, float]:
-    """CPU ms per image of each part (DALI's only where it is installed)."""
-    parts = torch_parts(train)
+NVJPEG = "nvjpeg on the GPU (torchvision; CPU side)"
+
+
+def part_table(train: Dataset, size: int, batch: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(CPU ms per image of each part, img/s of the GPU ones): DALI's parts only where it is
+    installed, nvJPEG's only on CUDA."""
+    import torch
+
+    parts, rates = torch_parts(train), {}
+    if torch.cuda.is_available():
+        parts[NVJPEG], rates[NVJPEG] = nvjpeg_part(train, batch)
     if dali_installed():
         parts |= dali_parts(train, size, batch)
-    return parts
+    return parts, rates

@@ -30,7 +30,9 @@ run), which a busy machine disturbs less (img/s/core = 1000 / that); "(rank)" is
 process's part. The cores needed to feed 8 GPUs at `--gpu-rate` img/s each: 8 x rate x CPU
 s/img (and, from wall img/s, 8 x rate / img/s per worker). Then the torchvision path's parts,
 timed in this process on one thread (decode_jpeg; larsbench's training transform on the
-decoded tensor), added to the hand-over: how close to 0.5 any worker-process path can get.
+decoded tensor; DALI's operators; on CUDA torchvision's nvJPEG decode on the GPU, its CPU side
+and img/s: benchmarks/_pipeline_parts.py), added to the hand-over: how close to 0.5 any
+worker-process path can get.
 
 The default 2,600 img/s per GPU is an assumption of the order of the published ResNet50 AMP
 training rates of an A100-class card: NVIDIA DeepLearningExamples' ResNet50 v1.5 PyTorch README
@@ -270,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  rep {rep + 1}/{args.reps}: {shown} img/s", flush=True)
         del found
         train = build_data(run_config(root, args.size, args.batch, decoder="torchvision")).train
-        parts = part_table(train, args.size, args.batch)
+        parts, gpu_rates = part_table(train, args.size, args.batch)
 
     print(
         f"\n{platform.machine()}, {os.cpu_count()} cores, torch {version('torch')}, "
@@ -305,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     parts["hand-over (DataLoader worker -> rank)"] = statistics.median(cpu_ms[HAND_OVER])
     print("\nparts, CPU ms per image (this process, one thread; hand-over: as above)")
     for part, ms in parts.items():
-        print(f"  {part:<44} {ms:>6.2f} {ms / base:>6.2f} of pil/float32")
+        rate = f", {gpu_rates[part]:,.0f} img/s on the GPU" if part in gpu_rates else ""
+        print(f"  {part:<44} {ms:>6.2f} {ms / base:>6.2f} of pil/float32{rate}")
     floors = {
         "worker-process floor (decode_jpeg + crop+flip + hand-over)": (
             "decode_jpeg (read_file + decode, full image)",
