@@ -143,6 +143,26 @@ async def test_configure_form_shows_validation_errors_inline(tmp_path: Path) -> 
 
 
 @sync
+async def test_a_profile_picked_before_the_form_is_there_is_the_one_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys pressed in the moment before the form's body mounts (after the first frame) are
+    not lost: the picker starts on the profile the form would open, and an Enter then is
+    kept and opened when the form comes (it was dropped, and the first profile opened)."""
+    monkeypatch.setattr("larsbench.tui.app.FORM_AFTER_FIRST_FRAME", 1.0)
+    fixture_tree(tmp_path)
+    app = app_for(tmp_path, None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        assert not app.screen.query("#fields")  # the form is not there yet
+        await pilot.press("down", "enter")  # from fixture-larc (the first) to fixture
+        assert not app.screen.query("#fields")
+        await wait_until(pilot, lambda: "Runs (4)" in screen_text(app))
+        assert app.screen.profile_path is not None
+        assert app.screen.profile_path.name == "fixture.toml"
+
+
+@sync
 async def test_help_screen_and_mode_keys(tmp_path: Path) -> None:
     _, _, sweep = fixture_tree(tmp_path)
     app = app_for(tmp_path, sweep)

@@ -66,6 +66,7 @@ class ConfigureScreen(Screen[None]):
         self._ids: dict[str, str] = {field_id(f.key): f.key for f in FIELDS}
         self._feed_keys: list[tuple[object, ...]] | None = None
         self._form_opened = False
+        self._picked_early: str | None = None  # a picker choice made before the form was there
 
     @property
     def lapp(self) -> ScreenHost:
@@ -84,7 +85,12 @@ class ConfigureScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#picker-box").border_title = "Profiles & sweeps"
         self.refresh_picker()
-        self.query_one("#picker", OptionList).focus()
+        picker = self.query_one("#picker", OptionList)
+        picker.focus()
+        # Highlighted from the start, so keys pressed before the form is there move from the
+        # profile the form will open (the choice is kept: on_option_list_option_selected).
+        if (first := self._first_profile()) is not None:
+            picker.highlighted = picker.get_option_index(f"profile:{first.path}")
         # The form (its body, a hundred field widgets or more, the profile models) comes
         # after Textual's first frame: the screen shows at once, the form a moment later
         # (benchmarks/startup.py). The app calls open_form on that frame (events.Ready).
@@ -101,18 +107,20 @@ class ConfigureScreen(Screen[None]):
         await self.query_one("#form-box", VerticalScroll).mount_all(form_body())
         self.query_one("#preview", DataTable).add_columns(*PREVIEW_COLUMNS)
         self.query_one("#feed", Static).display = False
-        self._open_first_profile()
+        if self._picked_early is None or not self._open_option(self._picked_early):
+            self._open_first_profile()
 
-    def _open_first_profile(self) -> None:
+    def _first_profile(self) -> ProfileEntry | None:
+        """The profile the form opens with: smoke when there is one (it runs anywhere in
+        minutes), else the first readable one."""
         readable = [
             e for e in self._entries.values() if isinstance(e, ProfileEntry) and not e.error
         ]
-        # The smoke profile first when there is one: it runs anywhere in minutes.
-        first = next((e for e in readable if e.name == "smoke"), readable[0] if readable else None)
-        if first is not None:
+        return next((e for e in readable if e.name == "smoke"), readable[0] if readable else None)
+
+    def _open_first_profile(self) -> None:
+        if (first := self._first_profile()) is not None:
             self.load_profile(first.path)
-            picker = self.query_one("#picker", OptionList)
-            picker.highlighted = picker.get_option_index(f"profile:{first.path}")
         else:
             self.query_one("#form-title", Static).update(
                 Text("No profiles found in " + ", ".join(map(str, self.lapp.profiles_dirs)))
@@ -269,13 +277,20 @@ class ConfigureScreen(Screen[None]):
     # --- picker -------------------------------------------------------------------------------
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if not self.query("#fields"):  # the form is not there yet (the first ~0.1 s)
+        if not self.query("#fields"):  # the form is not there yet (the first ~0.1 s):
+            self._picked_early = event.option.id or ""  # _open_form opens it then
             return
-        entry = self._entries.get(event.option.id or "")
+        self._open_option(event.option.id or "")
+
+    def _open_option(self, option_id: str) -> bool:
+        """Load the profile of a picker option (a profile, or a recent sweep's profile.toml);
+        False for an option that holds none."""
+        entry = self._entries.get(option_id)
         if isinstance(entry, ProfileEntry):
             self.load_profile(entry.path)
         elif isinstance(entry, SweepEntry):
             self.load_profile(entry.path / "profile.toml")
+        return isinstance(entry, ProfileEntry | SweepEntry)
 
     def _highlighted(self) -> ProfileEntry | SweepEntry | None:
         picker = self.query_one("#picker", OptionList)
